@@ -1,0 +1,164 @@
+"""One settings object, read from environment variables and an optional TOML file.
+
+Nothing here opens a key file: only its path is kept, and the connector reads it when a run
+needs it, so importing the Dagster definitions never touches a secret.
+
+With no property configured the pipeline runs on the embedded default: a local GA4 emulator
+serving a generated property, started in-process, so the main job needs no Google account.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from connectors.ga4_client import normalize_property_id
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+EMBEDDED_PROPERTY_ID = "100001"
+EMBEDDED_MONTHS = 25
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ENV_PREFIX = "GA_LTV_"
+_FILE_KEYS = {
+    "properties",
+    "key_file",
+    "emulator",
+    "transport",
+    "duckdb",
+    "start_month",
+    "spool_dir",
+}
+_PROPERTY_KEYS = {"id", "label", "currency", "start_month"}
+
+
+class SettingsError(ValueError):
+    """Settings that cannot work, with what to change."""
+
+
+@dataclass(frozen=True)
+class PropertySettings:
+    """A GA4 property to load, with what the user knows about it."""
+
+    property_id: str
+    label: str = ""
+    currency: str | None = None  # reporting currency passed to GA as currencyCode
+    start_month: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs to know, resolved once."""
+
+    properties: tuple[PropertySettings, ...] = ()
+    key_file: Path | None = None
+    emulator: str | None = None  # host:port of a GA4 emulator on loopback
+    transport: str = "grpc"
+    duckdb_path: Path = DEFAULT_DATA_DIR / "ga_ltv.duckdb"
+    spool_dir: Path = DEFAULT_DATA_DIR / "spool"
+    start_month: str | None = None
+
+    @property
+    def embedded(self) -> bool:
+        """No property and no emulator configured: serve a generated property in-process."""
+        return not self.properties and not self.emulator
+
+    @property
+    def property_ids(self) -> tuple[str, ...]:
+        if self.embedded:
+            return (EMBEDDED_PROPERTY_ID,)
+        return tuple(p.property_id for p in self.properties)
+
+    def for_property(self, property_id: str) -> PropertySettings:
+        for prop in self.properties:
+            if prop.property_id == property_id:
+                return prop
+        return PropertySettings(property_id=property_id, label="Generated demo store")
+
+
+def check_month(value: str, *, what: str) -> str:
+    if not _MONTH.match(value):
+        raise SettingsError(f"{what} must be a month written YYYY-MM, got {value!r}.")
+    return value
+
+
+def parse_properties(text: str) -> tuple[PropertySettings, ...]:
+    """`123456789,987654321:Client B` -> property settings; labels after a colon."""
+    props = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        ident, _, label = item.partition(":")
+        props.append(PropertySettings(property_id=normalize_property_id(ident), label=label))
+    return tuple(props)
+
+
+def _from_file(path: Path) -> dict:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"Settings file {path} cannot be read: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"Settings file {path} is not valid TOML: {exc}.") from None
+    unknown = sorted(set(data) - _FILE_KEYS)
+    if unknown:
+        raise SettingsError(
+            f"Settings file {path} has unknown keys {unknown}; known: {sorted(_FILE_KEYS)}."
+        )
+    return data
+
+
+def _file_properties(items: object, path: Path) -> tuple[PropertySettings, ...]:
+    if not isinstance(items, list):
+        raise SettingsError(f"In {path}, `properties` must be a list of [[properties]] tables.")
+    props = []
+    for item in items:
+        unknown = sorted(set(item) - _PROPERTY_KEYS) if isinstance(item, dict) else ["?"]
+        if unknown or "id" not in item:
+            raise SettingsError(
+                f"In {path}, each [[properties]] needs `id` and may have "
+                f"{sorted(_PROPERTY_KEYS - {'id'})}; found {sorted(item)}."
+            )
+        start = item.get("start_month")
+        props.append(
+            PropertySettings(
+                property_id=normalize_property_id(item["id"]),
+                label=str(item.get("label", "")),
+                currency=item.get("currency"),
+                start_month=check_month(start, what="start_month") if start else None,
+            )
+        )
+    return tuple(props)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from `GA_LTV_*` variables, over `GA_LTV_SETTINGS` (a TOML file) if set."""
+    env = os.environ if env is None else env
+    values: dict = {}
+    settings_file = env.get("GA_LTV_SETTINGS")
+    if settings_file:
+        path = Path(settings_file).expanduser()
+        values = _from_file(path)
+        if "properties" in values:
+            values["properties"] = _file_properties(values["properties"], path)
+    for key in _FILE_KEYS - {"properties"}:
+        if env.get(_ENV_PREFIX + key.upper()):
+            values[key] = env[_ENV_PREFIX + key.upper()]
+    if env.get("GA_LTV_PROPERTIES"):
+        values["properties"] = parse_properties(env["GA_LTV_PROPERTIES"])
+    transport = values.get("transport", "grpc")
+    if transport not in ("grpc", "rest"):
+        raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")
+    start = values.get("start_month")
+    return Settings(
+        properties=tuple(values.get("properties", ())),
+        key_file=Path(values["key_file"]).expanduser() if values.get("key_file") else None,
+        emulator=values.get("emulator") or None,
+        transport=transport,
+        duckdb_path=Path(values.get("duckdb", DEFAULT_DATA_DIR / "ga_ltv.duckdb")).expanduser(),
+        spool_dir=Path(values.get("spool_dir", DEFAULT_DATA_DIR / "spool")).expanduser(),
+        start_month=check_month(start, what="start_month") if start else None,
+    )
