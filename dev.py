@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Set up the project's virtualenv from its lock file when needed, then run a command in it.
+
+    python3 dev.py demo        # the main job on the embedded GA4 emulator
+    python3 dev.py test        # the test suite (extra arguments go to pytest)
+    python3 dev.py ui          # the Dagster UI on http://127.0.0.1:3000
+    python3 dev.py <args>      # any `ga-ltv` command, e.g. `run --start 2024-01 --end 2024-06`
+
+Only Python 3.11+ is needed; everything else comes from requirements.lock into .venv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".ga-ltv-installed"
+INPUTS = (ROOT / "requirements.lock", ROOT / "pyproject.toml")
+
+
+def _digest() -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in INPUTS)).hexdigest()
+
+
+def ensure_env() -> None:
+    """Create or refresh .venv when the lock file or pyproject changed since the last install."""
+    if STAMP.exists() and STAMP.read_text() == _digest():
+        return
+    if not (BIN / "python").exists():
+        print("dev.py: creating .venv", file=sys.stderr)
+        venv.create(VENV, with_pip=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    print("dev.py: installing dependencies from requirements.lock", file=sys.stderr)
+    subprocess.run([*pip, "-r", str(ROOT / "requirements.lock")], check=True)
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+    STAMP.write_text(_digest())
+
+
+def main(argv: list[str]) -> int:
+    if sys.version_info < (3, 11):
+        sys.exit("dev.py: Python 3.11 or newer is required")
+    ensure_env()
+    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT))}
+    command, *rest = argv or ["demo"]
+    if command == "test":
+        args = [str(BIN / "python"), "-m", "pytest", *rest]
+    elif command == "ui":
+        args = [str(BIN / "dagster"), "dev", "--host", "127.0.0.1", *rest]
+    else:
+        args = [str(BIN / "ga-ltv"), command, *rest]
+    return subprocess.run(args, cwd=ROOT, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

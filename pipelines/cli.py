@@ -1,0 +1,214 @@
+"""`ga-ltv`: run the demo, backfill months, or serve the GA4 emulator on its own."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from connectors.errors import Ga4Error
+from pipelines.partitions import MONTH_FORMAT, add_months
+from pipelines.runner import BackfillError, backfill
+from pipelines.settings import (
+    EMBEDDED_MONTHS,
+    EMBEDDED_PROPERTY_ID,
+    PropertySettings,
+    Settings,
+    SettingsError,
+    check_month,
+    load_settings,
+)
+from warehouse.summary import channel_summary
+
+log = logging.getLogger("ga_ltv")
+
+DEFAULT_EXPORT_PROPERTY_ID = "200001"
+
+
+def _months(start: str, end: str) -> list[str]:
+    first = date.fromisoformat(check_month(start, what="--start") + "-01")
+    last = date.fromisoformat(check_month(end, what="--end") + "-01")
+    if first > last:
+        raise SettingsError(f"--start {start} is after --end {end}.")
+    months = []
+    while first <= last:
+        months.append(first.strftime(MONTH_FORMAT))
+        first = add_months(first, 1)
+    return months
+
+
+def _print_summary(db_path: Path) -> None:
+    rows = channel_summary(db_path)
+    print(f"\n{'channel':<28}{'users':>9}{'LTV 0m':>10}{'LTV 3m':>10}{'LTV 12m':>10}  currency")
+    for row in rows:
+        cells = [
+            f"{row[k]:>10.2f}" if row[k] is not None else f"{'-':>10}"
+            for k in ("ltv_0", "ltv_3", "ltv_12")
+        ]
+        print(
+            f"{row['channel'][:27]:<28}{row['acquired_users']:>9,}{''.join(cells)}  "
+            f"{row['currency_code']}"
+        )
+    print(f"\nDuckDB file: {db_path}")
+    print(
+        "Tables: marts.ltv_monthly, marts.ltv_by_channel, marts.ltv_by_source, "
+        "marts.ltv_by_medium, marts.ltv_by_campaign"
+    )
+
+
+def _instance() -> DagsterInstance:
+    """The persistent instance when DAGSTER_HOME is set, so runs show in the UI."""
+    import os
+
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    settings = Settings(
+        duckdb_path=args.duckdb or settings.duckdb_path, spool_dir=settings.spool_dir
+    )
+    this_month = date.today().replace(day=1)
+    months = [
+        add_months(this_month, -n).strftime(MONTH_FORMAT) for n in range(EMBEDDED_MONTHS - 1, 0, -1)
+    ]
+    log.info(
+        "demo: generated property %s, backfilling %s..%s",
+        EMBEDDED_PROPERTY_ID,
+        months[0],
+        months[-1],
+    )
+    with _instance() as instance:
+        backfill(settings, months=months, instance=instance)
+    _print_summary(settings.duckdb_path)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    months = _months(args.start, args.end)
+    settings = load_settings()
+    if args.duckdb:
+        settings = replace(settings, duckdb_path=args.duckdb)
+    if not args.export:
+        settings = replace(settings, start_month=min(months[0], settings.start_month or months[0]))
+        with _instance() as instance:
+            backfill(settings, months=months, instance=instance)
+        _print_summary(settings.duckdb_path)
+        return
+    from connectors.emulator.export_replay import load_export
+    from connectors.emulator.server import EmulatorServer
+
+    prop = load_export(
+        args.export,
+        property_id=args.property_id,
+        time_zone=args.time_zone,
+        currency_code=args.currency,
+    )
+    with EmulatorServer([prop]) as server:
+        settings = replace(
+            settings,
+            properties=(PropertySettings(property_id=prop.property_id, label="GA4 export"),),
+            emulator=server.address,
+            start_month=months[0],
+        )
+        with _instance() as instance:
+            backfill(settings, months=months, instance=instance)
+    _print_summary(settings.duckdb_path)
+
+
+def cmd_emulator_serve(args: argparse.Namespace) -> None:
+    from connectors.emulator.server import EmulatorServer
+
+    if args.export:
+        from connectors.emulator.export_replay import load_export
+
+        props = [
+            load_export(
+                args.export,
+                property_id=args.property_id,
+                time_zone=args.time_zone,
+                currency_code=args.currency,
+            )
+        ]
+    else:
+        from connectors.emulator.generated import generate_property
+
+        props = [generate_property(property_id=EMBEDDED_PROPERTY_ID, seed=args.seed)]
+    server = EmulatorServer(props, port=args.port)
+    address = server.start()
+    print(f"GA4 Data API emulator listening on {address}", flush=True)
+    for prop in props:
+        print(
+            f"serving properties/{prop.property_id} ({prop.display_name}, "
+            f"{prop.time_zone}, {prop.currency_code})",
+            flush=True,
+        )
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ga-ltv", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="backfill the generated demo property and build LTV")
+    demo.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
+    demo.set_defaults(func=cmd_demo)
+
+    run = sub.add_parser("run", help="load a range of months and build the LTV tables")
+    run.add_argument("--start", required=True, help="first month, YYYY-MM")
+    run.add_argument("--end", required=True, help="last month, YYYY-MM")
+    run.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
+    _export_options(run)
+    run.set_defaults(func=cmd_run)
+
+    emulator = sub.add_parser("emulator", help="the local GA4 Data API emulator")
+    emulator_sub = emulator.add_subparsers(dest="emulator_command", required=True)
+    serve = emulator_sub.add_parser("serve", help="serve until stopped (Ctrl-C)")
+    serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--seed", type=int, default=7, help="seed of the generated property")
+    _export_options(serve)
+    serve.set_defaults(func=cmd_emulator_serve)
+    return parser
+
+
+def _export_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--export",
+        type=Path,
+        action="append",
+        help="GA4 BigQuery export file (Parquet or NDJSON); repeat for more",
+    )
+    parser.add_argument(
+        "--property-id",
+        default=DEFAULT_EXPORT_PROPERTY_ID,
+        help="property id the export is served as",
+    )
+    parser.add_argument("--time-zone", default="UTC", help="the export property's time zone")
+    parser.add_argument("--currency", default="USD", help="the export property's currency")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    args = _parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (SettingsError, Ga4Error, BackfillError) as exc:
+        print(f"ga-ltv: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

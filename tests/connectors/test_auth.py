@@ -1,0 +1,104 @@
+"""Credentials and property ids: each mistake gets an error that says what to do, no secrets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from connectors.auth import build_client, is_loopback, load_service_account
+from connectors.errors import CredentialsError, PropertyIdError
+from connectors.ga4_client import normalize_property_id
+
+FAKE_PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----\nNOTAREALKEYbutRecognisable1234567890\n-----END"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("123456789", "123456789"),
+        ("properties/123456789", "123456789"),
+        (" 42 ", "42"),
+        (987, "987"),
+    ],
+)
+def test_property_id_accepts_both_forms(value: str | int, expected: str) -> None:
+    assert normalize_property_id(value) == expected
+
+
+def test_measurement_id_is_explained() -> None:
+    with pytest.raises(PropertyIdError, match="measurement id.*numeric property id"):
+        normalize_property_id("G-ABC123XYZ")
+
+
+@pytest.mark.parametrize("value", ["", "properties/", "UA-1234-1", "12ab", "properties/-1"])
+def test_malformed_property_id(value: str) -> None:
+    with pytest.raises(PropertyIdError, match="not a GA4 property id"):
+        normalize_property_id(value)
+
+
+def _write(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content)
+    return path
+
+
+def test_missing_key_file(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError, match="does not exist"):
+        load_service_account(tmp_path / "nope.json")
+
+
+def test_empty_key_file(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError, match="not JSON"):
+        load_service_account(_write(tmp_path, "empty.json", ""))
+
+
+def test_key_file_not_json_does_not_echo_content(tmp_path: Path) -> None:
+    path = _write(tmp_path, "key.json", FAKE_PRIVATE_KEY)
+    with pytest.raises(CredentialsError) as caught:
+        load_service_account(path)
+    assert "not JSON" in str(caught.value)
+    assert "NOTAREALKEY" not in str(caught.value)
+
+
+def test_user_credentials_where_service_account_expected(tmp_path: Path) -> None:
+    user = {"type": "authorized_user", "client_id": "x", "refresh_token": "SECRET-REFRESH"}
+    path = _write(tmp_path, "user.json", json.dumps(user))
+    with pytest.raises(CredentialsError, match="OAuth user credential") as caught:
+        load_service_account(path)
+    assert "SECRET-REFRESH" not in str(caught.value)
+
+
+def test_unparseable_private_key_is_not_echoed(tmp_path: Path) -> None:
+    info = {
+        "type": "service_account",
+        "client_email": "loader@example-project.iam.gserviceaccount.com",
+        "private_key": FAKE_PRIVATE_KEY,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path = _write(tmp_path, "sa.json", json.dumps(info))
+    with pytest.raises(CredentialsError, match="cannot be parsed") as caught:
+        load_service_account(path)
+    assert "NOTAREALKEY" not in str(caught.value)
+    assert caught.value.__cause__ is None
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "loopback"),
+    [
+        ("127.0.0.1:50051", True),
+        ("localhost:1", True),
+        ("[::1]:8080", True),
+        ("http://127.0.0.2:80", True),
+        ("10.0.0.1:50051", False),
+        ("analyticsdata.example.com:443", False),
+    ],
+)
+def test_is_loopback(endpoint: str, loopback: bool) -> None:
+    assert is_loopback(endpoint) is loopback
+
+
+def test_emulator_endpoint_must_be_loopback() -> None:
+    with pytest.raises(CredentialsError, match="not a loopback address"):
+        build_client(endpoint="192.168.1.5:50051")

@@ -1,0 +1,66 @@
+"""Settings from the environment and a TOML file; bad settings are refused with a way out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connectors.errors import PropertyIdError
+from pipelines.settings import EMBEDDED_PROPERTY_ID, SettingsError, load_settings
+
+
+def test_no_settings_means_embedded_emulator() -> None:
+    settings = load_settings({})
+    assert settings.embedded
+    assert settings.property_ids == (EMBEDDED_PROPERTY_ID,)
+
+
+def test_properties_from_environment_with_labels() -> None:
+    settings = load_settings(
+        {"GA_LTV_PROPERTIES": "properties/123, 456:Client B", "GA_LTV_DUCKDB": "/tmp/x.duckdb"}
+    )
+    assert not settings.embedded
+    assert settings.property_ids == ("123", "456")
+    assert settings.for_property("456").label == "Client B"
+    assert settings.duckdb_path == Path("/tmp/x.duckdb")
+
+
+def test_measurement_id_in_settings_is_refused() -> None:
+    with pytest.raises(PropertyIdError, match="measurement id"):
+        load_settings({"GA_LTV_PROPERTIES": "G-1A2B3C"})
+
+
+def test_settings_file(tmp_path: Path) -> None:
+    path = tmp_path / "ga-ltv.toml"
+    path.write_text(
+        'key_file = "~/sa.json"\n'
+        "[[properties]]\n"
+        'id = "123"\nlabel = "Shop"\ncurrency = "EUR"\nstart_month = "2023-04"\n'
+    )
+    settings = load_settings({"GA_LTV_SETTINGS": str(path)})
+    prop = settings.for_property("123")
+    assert (prop.label, prop.currency, prop.start_month) == ("Shop", "EUR", "2023-04")
+    assert settings.key_file == Path("~/sa.json").expanduser()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('propertys = "1"\n', "unknown keys \\['propertys'\\]"),
+        ("[[properties]]\nlabel = 'no id'\n", "needs `id`"),
+        ("[[properties]]\nid = '1'\nstart_month = '2023-13'\n", "YYYY-MM"),
+        ("transport = 'carrier-pigeon'\n", "grpc' or 'rest"),
+        ("this is not toml", "not valid TOML"),
+    ],
+)
+def test_bad_settings_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "ga-ltv.toml"
+    path.write_text(content)
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"GA_LTV_SETTINGS": str(path)})
+
+
+def test_missing_settings_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot be read"):
+        load_settings({"GA_LTV_SETTINGS": str(tmp_path / "absent.toml")})
