@@ -20,8 +20,9 @@ def embedded_emulator_address() -> str:
     global _embedded_address
     with _embedded_lock:
         if _embedded_address is None:
-            from connectors.emulator.generated import generate_property
             from connectors.emulator.server import EmulatorServer
+
+            from connectors.emulator.generated import generate_property
 
             prop = generate_property(property_id=EMBEDDED_PROPERTY_ID, months=EMBEDDED_MONTHS)
             server = EmulatorServer([prop])

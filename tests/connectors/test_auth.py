@@ -28,7 +28,7 @@ def test_property_id_accepts_both_forms(value: str | int, expected: str) -> None
 
 
 def test_measurement_id_is_explained() -> None:
-    with pytest.raises(PropertyIdError, match="measurement id.*numeric property id"):
+    with pytest.raises(PropertyIdError, match=r"measurement id.*numeric property id"):
         normalize_property_id("G-ABC123XYZ")
 
 
