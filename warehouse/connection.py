@@ -1,0 +1,172 @@
+"""Open the warehouse's DuckDB file safely from many processes.
+
+DuckDB lets one process write a database file at a time and refuses readers while it does, so
+every session takes a ``flock`` on ``<db>.lock`` first: exclusive for writers, shared for
+readers. Sessions are short (open, work, commit, close) so parallel partition loads queue
+instead of failing. The file holds customer revenue, so it is created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
+_LOCK_POLL_SECONDS = 0.05
+# A DuckDB file starts with an 8-byte checksum followed by this magic.
+_DUCKDB_MAGIC = b"DUCK"
+_MAGIC_OFFSET = 8
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+class WarehouseError(Exception):
+    """The warehouse file could not be used."""
+
+
+class WarehouseLockTimeout(WarehouseError, TimeoutError):
+    """Another process held the warehouse lock for longer than the caller would wait."""
+
+
+class CorruptWarehouseError(WarehouseError):
+    """The path exists but is not a DuckDB database."""
+
+
+def quote_identifier(name: str) -> str:
+    """Quote a SQL identifier after checking it is a plain lower-case name.
+
+    Only names the code itself defines are interpolated into SQL; anything else is refused so a
+    value can never reach a statement through this path.
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise ValueError(f"not a safe SQL identifier: {name!r}")
+    return f'"{name}"'
+
+
+def quote_qualified(name: str) -> str:
+    """Quote a ``schema.table`` name part by part."""
+    return ".".join(quote_identifier(part) for part in name.split("."))
+
+
+def lock_path(db_path: Path) -> Path:
+    """The lock file that serialises access to ``db_path``."""
+    return db_path.with_name(db_path.name + ".lock")
+
+
+@contextmanager
+def writer(
+    db_path: str | os.PathLike[str],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection held under the exclusive lock; created (0600) if missing.
+
+    The caller manages transactions; the connection is closed (and the lock released) on exit.
+    """
+    path = Path(db_path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with _flock(path, exclusive=True, timeout=lock_timeout):
+        _check_is_duckdb(path)
+        # umask rather than chmod-after-create so the file and DuckDB's WAL are never readable
+        # by others, not even for a moment. Writers are serialised by the lock, so nested
+        # changes from other writer threads of this process cannot interleave.
+        previous_umask = os.umask(0o077)
+        try:
+            con = _connect(path, read_only=False)
+            try:
+                yield con
+            finally:
+                con.close()
+        finally:
+            os.umask(previous_umask)
+
+
+@contextmanager
+def reader(
+    db_path: str | os.PathLike[str],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection held under the shared lock; the file must already exist."""
+    path = Path(db_path)
+    if not path.exists():
+        raise FileNotFoundError(f"warehouse database {path} does not exist; run a load first")
+    with _flock(path, exclusive=False, timeout=lock_timeout):
+        _check_is_duckdb(path)
+        con = _connect(path, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextmanager
+def _flock(db_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
+    """Hold ``flock`` on the lock file beside ``db_path``, polling until ``timeout``."""
+    path = lock_path(db_path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        deadline = time.monotonic() + timeout
+        started = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    kind = "write" if exclusive else "read"
+                    raise WarehouseLockTimeout(
+                        f"timed out after {timeout:.1f}s waiting for the {kind} lock {path}; "
+                        "another process is using the warehouse (a long load or rebuild?)"
+                    ) from None
+                time.sleep(_LOCK_POLL_SECONDS)
+        waited = time.monotonic() - started
+        if waited > 1.0:
+            logger.info("waited %.1fs for warehouse lock %s", waited, path)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _check_is_duckdb(path: Path) -> None:
+    """Refuse a file that exists but is not a DuckDB database, instead of replacing it."""
+    if not path.exists():
+        return
+    with path.open("rb") as handle:
+        header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+    if header[_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
+        raise CorruptWarehouseError(_corrupt_message(path))
+
+
+def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Connect, turning DuckDB's open errors into ones that name the file and a way out."""
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        if "not a valid DuckDB database" in str(exc):
+            raise CorruptWarehouseError(_corrupt_message(path)) from exc
+        raise WarehouseError(f"could not open warehouse database {path}: {exc}") from exc
+
+
+def _corrupt_message(path: Path) -> str:
+    return (
+        f"{path} exists but is not a DuckDB database (corrupt or another file). "
+        "It was left untouched: restore it from a backup, or move it aside and rebuild the "
+        "warehouse by reloading the partitions from GA."
+    )

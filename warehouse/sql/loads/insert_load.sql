@@ -1,0 +1,22 @@
+-- The current load of one (property, partition, report); the caller deleted the previous one.
+insert into raw.ga_loads by name
+select $load_id                       as load_id,
+       $property_id                   as property_id,
+       $partition_month               as partition_month,
+       $report                        as report,
+       $window_start                  as window_start,
+       $window_end                    as window_end,
+       $rows_reported                 as rows_reported,
+       $rows_landed                   as rows_landed,
+       $pages                         as pages,
+       $requests                      as requests,
+       $quota_tokens_used             as quota_tokens_used,
+       $quota_tokens_remaining_daily  as quota_tokens_remaining_daily,
+       $quota_tokens_remaining_hourly as quota_tokens_remaining_hourly,
+       $currency_code                 as currency_code,
+       $time_zone                     as time_zone,
+       $data_loss_from_other_row      as data_loss_from_other_row,
+       $subject_to_thresholding       as subject_to_thresholding,
+       $sampling_metadata             as sampling_metadata,
+       $is_final                      as is_final,
+       $loaded_at                     as loaded_at;
