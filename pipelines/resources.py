@@ -20,9 +20,8 @@ def embedded_emulator_address() -> str:
     global _embedded_address
     with _embedded_lock:
         if _embedded_address is None:
-            from connectors.emulator.server import EmulatorServer
-
             from connectors.emulator.generated import generate_property
+            from connectors.emulator.server import EmulatorServer
 
             prop = generate_property(property_id=EMBEDDED_PROPERTY_ID, months=EMBEDDED_MONTHS)
             server = EmulatorServer([prop])
