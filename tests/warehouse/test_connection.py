@@ -1,0 +1,93 @@
+"""Opening the warehouse file: permissions, refusing foreign files, the cross-process lock."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from warehouse.connection import (
+    CorruptWarehouseError,
+    WarehouseLockTimeout,
+    lock_path,
+    quote_identifier,
+    reader,
+    writer,
+)
+from warehouse.schema import ensure_schema
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_new_database_and_lock_are_private_and_folder_is_created(db: Path) -> None:
+    """A fresh warehouse holds revenue: only its owner may read it or its lock file."""
+    assert not db.parent.exists()
+    ensure_schema(db)
+    assert _mode(db) == 0o600
+    assert _mode(lock_path(db)) == 0o600
+    assert not (_mode(db.parent) & 0o077)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",  # truncated to nothing, e.g. a disk that filled up
+        b"not a database at all\n" * 50,  # another file under the warehouse name
+        b"SQLite format 3\x00" + bytes(4080),  # a database, but not DuckDB
+    ],
+)
+def test_foreign_file_is_refused_and_left_untouched(db: Path, content: bytes) -> None:
+    """Never replace what is there with an empty warehouse: the error says how to recover."""
+    db.parent.mkdir(parents=True)
+    db.write_bytes(content)
+    with pytest.raises(CorruptWarehouseError) as raised:
+        ensure_schema(db)
+    message = str(raised.value)
+    assert str(db) in message
+    assert "backup" in message
+    assert "GA" in message
+    assert db.read_bytes() == content
+    with pytest.raises(CorruptWarehouseError), reader(db):
+        pass
+
+
+def test_reader_needs_an_existing_database(db: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="does not exist"), reader(db):
+        pass
+    assert not db.exists()
+
+
+def test_writer_waits_then_times_out_with_a_clear_error(db: Path) -> None:
+    """A second writer (here a reader too) gives up after its timeout and names the lock."""
+    ensure_schema(db)
+    with writer(db) as con:
+        con.execute("select 1")
+        with (
+            pytest.raises(WarehouseLockTimeout, match=r"ga\.duckdb\.lock"),
+            writer(db, lock_timeout=0.2),
+        ):
+            pass
+        with pytest.raises(WarehouseLockTimeout, match="read lock"), reader(db, lock_timeout=0.2):
+            pass
+
+
+def test_readers_share_the_lock(db: Path) -> None:
+    ensure_schema(db)
+    with reader(db) as first, reader(db, lock_timeout=0.2) as second:
+        assert first.execute("select 1").fetchone() == second.execute("select 1").fetchone()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['x"; drop table raw.ga_loads; --', "Upper", "1starts_with_digit", "with space", "", "a.b"],
+)
+def test_quote_identifier_refuses_anything_but_plain_names(name: str) -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        quote_identifier(name)
+
+
+def test_quote_identifier_quotes_plain_names() -> None:
+    assert quote_identifier("ltv_by_channel") == '"ltv_by_channel"'
