@@ -221,7 +221,11 @@ def _insert_spool(
 def _check_window(
     con: duckdb.DuckDBPyConnection, table: str, report: ReportDefinition, load: LoadRecord
 ) -> None:
-    """Refuse rows dated outside the fetched window: they belong to another partition."""
+    """Refuse rows dated outside the fetched window: they belong to another partition.
+
+    A NULL date is allowed: the client gives GA's "(other)" row NULL dates, and the row is kept
+    as landed (its flag is on the load) though no cohort can claim it.
+    """
     first = report.dimensions[0]
     if first not in DATE_DIMENSIONS:
         raise ValueError(f"report {report.name} must lead with its date dimension, not {first}")
@@ -232,7 +236,7 @@ def _check_window(
         f"  from {table}\n"
         " where property_id = ?\n"
         "   and partition_month = ?\n"
-        f"   and ({date_col} is null or {date_col} not between ? and ?)",
+        f"   and {date_col} not between ? and ?",
         [load.property_id, load.partition_month, load.window_start, load.window_end],
     ).fetchone()
     if row and row[0]:

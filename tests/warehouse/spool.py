@@ -94,7 +94,11 @@ def acquisition_row(day: date, users: int, channel: str = "Organic Search", **di
 
 
 def activity_row(
-    day: date, first_session: date, revenue: float, channel: str = "Organic Search", **kw: Any
+    day: date | None,
+    first_session: date | None,
+    revenue: float,
+    channel: str = "Organic Search",
+    **kw: Any,
 ) -> dict:
     row = {
         "date": day,

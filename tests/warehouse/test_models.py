@@ -167,6 +167,25 @@ def test_activity_without_acquired_users_keeps_its_revenue(db: Path, tmp_path: P
     assert (source["acquired_users"], source["revenue"]) == (4, 13.0)
 
 
+def test_other_row_lands_but_joins_no_cohort(db: Path, tmp_path: Path) -> None:
+    """GA's "(other)" row reaches the warehouse with NULL dates: kept in raw, in no cohort."""
+    land_acquisition(db, tmp_path, JAN, [acquisition_row(date(2024, 1, 2), 4)])
+    other = activity_row(None, None, 99.0, "(other)")
+    land_activity(
+        db,
+        tmp_path,
+        JAN,
+        [activity_row(date(2024, 1, 3), date(2024, 1, 2), 8.0), other],
+        data_loss_from_other_row=True,
+    )
+    build_ltv_tables(db)
+    assert _rows(db, "select count(*) as n from raw.ga_cohort_activity") == [{"n": 2}]
+    assert _rows(
+        db, "select distinct dimension_value from marts.ltv_monthly where dimension = 'channel'"
+    ) == [{"dimension_value": "Organic Search"}]
+    assert [r["revenue"] for r in _channel(db)] == [8.0]
+
+
 def test_refunds_may_lower_cumulative_revenue(db: Path, tmp_path: Path) -> None:
     land_acquisition(db, tmp_path, JAN, [acquisition_row(date(2024, 1, 2), 2)])
     land_activity(db, tmp_path, JAN, [activity_row(date(2024, 1, 3), date(2024, 1, 2), 10.0)])
