@@ -177,7 +177,7 @@ class Ga4Reports:
         }
         return FieldCatalog(
             dimensions={d.api_name for d in pb.dimensions},
-            metrics={m.api_name: _type_name(m.type) for m in pb.metrics},
+            metrics={m.api_name: _type_name(m.type_) for m in pb.metrics},
             deprecated=deprecated,
         )
 
@@ -249,7 +249,7 @@ def decode_page(
 ) -> ReportPage:
     """Turn one response into an Arrow table named and typed for the raw tables."""
     pb = type(response).pb(response)
-    met_types = [_type_name(h.type) for h in pb.metric_headers]
+    met_types = [_type_name(h.type_) for h in pb.metric_headers]
     rows = pb.rows
     columns: dict[str, pa.Array] = {}
     for i, api_name in enumerate(report.dimensions):

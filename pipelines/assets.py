@@ -1,7 +1,5 @@
 """Dagster assets: raw GA4 reports per property-month, and the LTV marts built from them."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,

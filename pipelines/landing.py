@@ -147,7 +147,9 @@ def land_report(
             time_zone=time_zone,
             data_loss_from_other_row=bool(flags and flags.data_loss_from_other_row),
             subject_to_thresholding=bool(flags and flags.subject_to_thresholding),
-            sampling_metadata=json.dumps(list(flags.sampling) if flags else []),
+            sampling_metadata=json.dumps(list(flags.sampling))
+            if flags and flags.sampling
+            else None,
             is_final=is_final,
             loaded_at=now,
         )

@@ -53,7 +53,7 @@ def backfill(
             f"{min(available)}..{max(available)} (the future cannot be loaded; set "
             "GA_LTV_START_MONTH to go further back)."
         )
-    raw_job = defs.get_job_def(RAW_JOB)
+    raw_job = defs.resolve_job_def(RAW_JOB)
     for property_id in property_ids or settings.property_ids:
         for month in months:
             log.info("property %s month %s: landing raw reports", property_id, month)
@@ -67,7 +67,7 @@ def backfill(
                 raise BackfillError(
                     f"property {property_id} month {month}: {_failure_message(result)}"
                 )
-    result = defs.get_job_def(LTV_JOB).execute_in_process(
+    result = defs.resolve_job_def(LTV_JOB).execute_in_process(
         instance=instance, run_config=_QUIET, raise_on_error=False
     )
     if not result.success:

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import TYPE_CHECKING
 
 from dagster import (
     RunRequest,
     ScheduleDefinition,
     ScheduleEvaluationContext,
-    UnresolvedAssetJobDefinition,
     schedule,
 )
+
+if TYPE_CHECKING:
+    # define_asset_job returns this class, which dagster does not export at the top level.
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
 
 from pipelines.partitions import MONTH_FORMAT, add_months, partition_key
 from pipelines.settings import Settings
