@@ -1,0 +1,234 @@
+"""Report computation: SQL over one property's facts in an in-process DuckDB.
+
+Each property gets its own in-memory database, loaded once. gRPC serves from a thread pool, so
+every report runs on its own cursor. A full sorted result is encoded once and kept for a short
+while, because clients page through big reports with the same request and a moving offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+from connectors.emulator.dataset import PropertyData
+from connectors.emulator.fields import DIMENSIONS, METRICS
+from connectors.emulator.query import ReportQuery
+from connectors.emulator.wire import EncodedRows, encode_rows
+
+logger = logging.getLogger(__name__)
+
+# Money and seconds are summed as exact decimals so results do not depend on summation order.
+_DECIMAL = "decimal(18, 6)"
+
+_LOAD_FACTS = f"""
+create table facts as
+select user_key,
+       first_session_date as date,
+       first_session_date,
+       channel_group, source, medium, campaign,
+       1::bigint as new_users,
+       0::bigint as sessions,
+       0::bigint as screen_page_views,
+       0::bigint as transactions,
+       0::bigint as ecommerce_purchases,
+       0::{_DECIMAL} as purchase_revenue,
+       0::{_DECIMAL} as total_revenue,
+       0::{_DECIMAL} as user_engagement_duration,
+       false as engaged
+  from source_users
+union all
+select a.user_key,
+       a.date,
+       u.first_session_date,
+       u.channel_group, u.source, u.medium, u.campaign,
+       0,
+       a.sessions,
+       a.screen_page_views,
+       a.transactions,
+       a.ecommerce_purchases,
+       a.purchase_revenue::{_DECIMAL},
+       a.total_revenue::{_DECIMAL},
+       a.user_engagement_duration::{_DECIMAL},
+       a.engaged
+  from source_activity as a
+  join source_users as u using (user_key)
+ order by date
+"""  # noqa: S608 -- only the fixed decimal type is interpolated
+
+
+@dataclass(frozen=True)
+class Report:
+    """A whole report result, sorted, with its rows already in wire format."""
+
+    rows: EncodedRows
+
+    @property
+    def row_count(self) -> int:
+        return self.rows.count
+
+
+class _ResultCache:
+    """A small time- and size-bounded map from queries to computed reports."""
+
+    def __init__(self, *, seconds: float, entries: int, clock: Callable[[], float]) -> None:
+        self._seconds = seconds
+        self._entries = entries
+        self._clock = clock
+        self._items: OrderedDict[ReportQuery, tuple[float, Report]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, query: ReportQuery) -> Report | None:
+        with self._lock:
+            item = self._items.get(query)
+            if item is None:
+                return None
+            stored, report = item
+            if self._clock() - stored > self._seconds:
+                del self._items[query]
+                return None
+            self._items.move_to_end(query)
+            return report
+
+    def put(self, query: ReportQuery, report: Report) -> None:
+        if self._entries <= 0:
+            return
+        with self._lock:
+            self._items[query] = (self._clock(), report)
+            self._items.move_to_end(query)
+            while len(self._items) > self._entries:
+                self._items.popitem(last=False)
+
+
+class PropertyEngine:
+    """Answers report queries for one property."""
+
+    def __init__(
+        self,
+        data: PropertyData,
+        *,
+        cache_seconds: float = 300.0,
+        cache_entries: int = 16,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.data = data
+        self._connection = duckdb.connect(":memory:")
+        started = monotonic()
+        self._connection.register("source_users", data.users)
+        self._connection.register("source_activity", data.activity)
+        self._connection.execute(_LOAD_FACTS)
+        self._connection.unregister("source_users")
+        self._connection.unregister("source_activity")
+        fact_count = self._connection.execute("select count(*) from facts").fetchone()[0]
+        orphans = data.activity.num_rows + data.users.num_rows - fact_count
+        if orphans:
+            logger.warning(
+                "property %s: %d activity rows name no known user and are left out",
+                data.property_id,
+                orphans,
+            )
+        logger.info(
+            "property %s loaded: %d users, %d facts in %.2f s",
+            data.property_id,
+            data.users.num_rows,
+            fact_count,
+            monotonic() - started,
+        )
+        self._cache = _ResultCache(seconds=cache_seconds, entries=cache_entries, clock=monotonic)
+        self._monotonic = monotonic
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def report(self, query: ReportQuery) -> Report:
+        """The full sorted result of ``query``, from the cache when a page asked for it lately."""
+        cached = self._cache.get(query)
+        if cached is not None:
+            return cached
+        started = self._monotonic()
+        sql, parameters = build_sql(query)
+        cursor = self._connection.cursor()
+        try:
+            table = cursor.sql(sql, params=parameters).to_arrow_table()
+        finally:
+            cursor.close()
+        dimension_count = len(query.dimensions) + query.has_date_range_dimension
+        columns = [table.column(i).combine_chunks() for i in range(table.num_columns)]
+        report = Report(encode_rows(columns[:dimension_count], columns[dimension_count:]))
+        self._cache.put(query, report)
+        logger.debug(
+            "property %s: %d rows for %s x %s in %.3f s",
+            self.data.property_id,
+            report.row_count,
+            query.dimensions,
+            query.metrics,
+            self._monotonic() - started,
+        )
+        return report
+
+
+def build_sql(query: ReportQuery) -> tuple[str, list[object]]:
+    """SQL and parameters for a query; only whitelisted expressions reach the SQL text."""
+    metrics = [METRICS[name] for name in query.metrics]
+    needs_new_users = query.keep_empty_rows or not metrics
+    needs_new_users = needs_new_users or any(m.from_new_users for m in metrics)
+    needs_activity = query.keep_empty_rows or not metrics or any(m.from_activity for m in metrics)
+    # Facts no requested metric reads would only add all-zero rows, which GA leaves out.
+    fact_filter = ""
+    if not needs_activity:
+        fact_filter = " and new_users = 1"
+    elif not needs_new_users:
+        fact_filter = " and new_users = 0"
+
+    parameters: list[object] = []
+    ranged = []
+    for window in query.date_ranges:
+        ranged.append(
+            "select *, ? as date_range from facts "  # noqa: S608 -- fixed text
+            f"where date between ? and ?{fact_filter}"
+        )
+        parameters += [window.name, window.start, window.end]
+
+    dimension_sql = [DIMENSIONS[name].sql for name in query.dimensions]
+    if query.has_date_range_dimension:
+        dimension_sql.append("date_range")
+    dimension_aliases = [f"d{i}" for i in range(len(dimension_sql))]
+    metric_aliases = [f"m{i}" for i in range(len(metrics))]
+    inner_columns = [
+        *(
+            f"coalesce({sql}, '(not set)') as {a}"
+            for sql, a in zip(dimension_sql, dimension_aliases, strict=True)
+        ),
+        *(
+            f"coalesce({m.aggregate}, 0) as {a}"
+            for m, a in zip(metrics, metric_aliases, strict=True)
+        ),
+    ]
+    outer_columns = [
+        *dimension_aliases,
+        *(
+            _format_decimal(a) if m.is_decimal else f"{a}::varchar"
+            for m, a in zip(metrics, metric_aliases, strict=True)
+        ),
+    ]
+    group_by = f" group by {', '.join(dimension_aliases)}" if dimension_aliases else ""
+    keep = ""
+    if metric_aliases and not query.keep_empty_rows:
+        keep = " where " + " or ".join(f"{a} <> 0" for a in metric_aliases)
+    order = f" order by {', '.join(dimension_aliases)}" if dimension_aliases else ""
+    union = " union all ".join(ranged)
+    selected, grouped = ", ".join(outer_columns), ", ".join(inner_columns)
+    # Every interpolated piece is fixed text or an expression from the whitelists in fields.py.
+    inner = f"select {grouped} from ranged{group_by}"  # noqa: S608
+    sql = f"with ranged as ({union}) select {selected} from ({inner}){keep}{order}"  # noqa: S608
+    return sql, parameters
+
+
+def _format_decimal(alias: str) -> str:
+    """GA's plain decimal text: ``12.5``, ``3``, never an exponent or trailing zeros."""
+    return f"rtrim(rtrim(({alias})::decimal(38, 6)::varchar, '0'), '.')"

@@ -1,0 +1,79 @@
+"""The GA4 fields the emulator computes, as SQL over its ``facts`` table.
+
+``facts`` holds one row per new-user fact (``new_users = 1`` on the first-session date) and one
+per user and active date, each carrying the user's first-user attributes. Anything else in
+``connectors.ga4_fields`` is a real GA field the emulator knows but does not compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connectors.ga4_fields import STANDARD_FIELDS
+
+
+@dataclass(frozen=True)
+class DimensionSpec:
+    """A computed dimension: a SQL expression over one ``facts`` row, rendered as GA does."""
+
+    api_name: str
+    sql: str
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A computed metric: an aggregate over ``facts`` and which kinds of fact feed it."""
+
+    api_name: str
+    aggregate: str
+    from_new_users: bool
+    from_activity: bool
+
+    @property
+    def metric_type(self) -> str:
+        return STANDARD_FIELDS[self.api_name].metric_type
+
+    @property
+    def is_decimal(self) -> bool:
+        """Currency and seconds travel as decimal strings; counts as integers."""
+        return self.metric_type != "TYPE_INTEGER"
+
+
+def _dimensions(*specs: tuple[str, str]) -> dict[str, DimensionSpec]:
+    return {name: DimensionSpec(name, sql) for name, sql in specs}
+
+
+DIMENSIONS = _dimensions(
+    ("date", "strftime(date, '%Y%m%d')"),
+    ("yearMonth", "strftime(date, '%Y%m')"),
+    ("year", "strftime(date, '%Y')"),
+    ("month", "strftime(date, '%m')"),
+    ("firstSessionDate", "strftime(first_session_date, '%Y%m%d')"),
+    ("firstUserDefaultChannelGroup", "channel_group"),
+    ("firstUserSource", "source"),
+    ("firstUserMedium", "medium"),
+    ("firstUserCampaignName", "campaign"),
+    ("firstUserSourceMedium", "source || ' / ' || medium"),
+)
+
+
+def _activity_sum(api_name: str, column: str) -> MetricSpec:
+    return MetricSpec(api_name, f"sum({column})", from_new_users=False, from_activity=True)
+
+
+METRICS = {
+    spec.api_name: spec
+    for spec in (
+        MetricSpec("newUsers", "sum(new_users)", from_new_users=True, from_activity=False),
+        # Distinct users are counted per group, never summed over days.
+        MetricSpec("totalUsers", "count(distinct user_key)", True, True),
+        MetricSpec("activeUsers", "count(distinct user_key) filter (where engaged)", False, True),
+        _activity_sum("sessions", "sessions"),
+        _activity_sum("screenPageViews", "screen_page_views"),
+        _activity_sum("transactions", "transactions"),
+        _activity_sum("ecommercePurchases", "ecommerce_purchases"),
+        _activity_sum("purchaseRevenue", "purchase_revenue"),
+        _activity_sum("totalRevenue", "total_revenue"),
+        _activity_sum("userEngagementDuration", "user_engagement_duration"),
+    )
+}

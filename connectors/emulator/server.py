@@ -1,0 +1,251 @@
+"""A local gRPC server speaking GA4's Data API, for the official client over loopback.
+
+Handlers are registered generically on the real service name, so
+``BetaAnalyticsDataClient`` talks to it unchanged. Report responses are returned as ready-made
+bytes (the rows come pre-encoded from the engine), hence no response serializer for them.
+
+Clients must lift gRPC's 4 MB default receive limit, as GA's own transport does: a full
+250,000-row page is tens of megabytes. ``CHANNEL_OPTIONS`` holds the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import grpc
+from google.analytics.data_v1beta.types import (
+    DimensionHeader,
+    GetMetadataRequest,
+    Metadata,
+    MetricHeader,
+    MetricType,
+    ResponseMetaData,
+    RunReportRequest,
+    RunReportResponse,
+)
+
+from connectors.emulator.dataset import PropertyData
+from connectors.emulator.engine import PropertyEngine
+from connectors.emulator.errors import EmulatorError, invalid_argument
+from connectors.emulator.metadata import build_metadata
+from connectors.emulator.query import parse_property, parse_run_report
+from connectors.emulator.quota import QuotaLedger, QuotaLimits, request_cost
+from connectors.ga4_fields import STANDARD_FIELDS
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "google.analytics.data.v1beta.BetaAnalyticsData"
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
+_METADATA_NAME = re.compile(r"^properties/([0-9]+)/metadata$")
+# GA answers metadata for property 0 with the fields common to all properties.
+_UNIVERSAL_PROPERTY = "0"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """Server behaviour beyond the data itself.
+
+    ``clock`` is what "today" and quota windows are computed from; tests pin it.
+    TODO(emulator realism): the "(other)" row limit per day and fault injection come next and
+    belong here as further fields.
+    """
+
+    max_rows_per_page: int = 250_000
+    default_limit: int = 10_000
+    result_cache_seconds: float = 300.0
+    result_cache_entries: int = 16
+    max_workers: int = 8
+    quota: QuotaLimits = field(default_factory=QuotaLimits)
+    clock: Callable[[], datetime] = _utc_now
+
+
+class EmulatorServer:
+    """Serves ``properties`` on ``host:port`` (port 0 picks a free one) until stopped."""
+
+    def __init__(
+        self,
+        properties: Sequence[PropertyData],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: EmulatorOptions | None = None,
+    ) -> None:
+        ids = [p.property_id for p in properties]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"property ids must be unique, got {ids}")
+        self._properties = tuple(properties)
+        self._host = host
+        self._port = port
+        self.options = options or EmulatorOptions()
+        self._engines: dict[str, PropertyEngine] = {}
+        self._metadata: dict[str, bytes] = {}
+        self._quota = QuotaLedger(self.options.quota)
+        self._server: grpc.Server | None = None
+        self._address: str | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def address(self) -> str:
+        """``host:port`` to dial; only known once started."""
+        if self._address is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._address
+
+    def start(self) -> str:
+        """Load every property, bind and serve; returns the address to dial."""
+        if self._server is not None:
+            return self.address
+        options = self.options
+        for data in self._properties:
+            self._engines[data.property_id] = PropertyEngine(
+                data,
+                cache_seconds=options.result_cache_seconds,
+                cache_entries=options.result_cache_entries,
+            )
+        for property_id in (*self._engines, _UNIVERSAL_PROPERTY):
+            self._metadata[property_id] = Metadata.serialize(build_metadata(property_id))
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=options.max_workers),
+            options=[("grpc.max_send_message_length", -1)],
+        )
+        server.add_generic_rpc_handlers((self._handlers(),))
+        port = server.add_insecure_port(f"{self._host}:{self._port}")
+        server.start()
+        self._server = server
+        self._stopped.clear()
+        self._address = f"{self._host}:{port}"
+        logger.info(
+            "GA4 emulator serving %d properties (%s) on %s",
+            len(self._engines),
+            ", ".join(self._engines),
+            self._address,
+        )
+        return self._address
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop serving and release the databases; safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.stop(grace).wait()
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+        self._address = None
+        self._stopped.set()
+        logger.info("GA4 emulator stopped")
+
+    def wait(self) -> None:
+        """Block until ``stop`` is called from another thread."""
+        self._stopped.wait()
+
+    def __enter__(self) -> EmulatorServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _handlers(self) -> grpc.GenericRpcHandler:
+        def unary(behaviour: Callable[[Any], bytes], request_type: Any) -> grpc.RpcMethodHandler:
+            # Responses leave the behaviours as bytes already, so no serializer.
+            return grpc.unary_unary_rpc_method_handler(
+                _aborting(behaviour), request_deserializer=request_type.pb().FromString
+            )
+
+        return grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "RunReport": unary(self._run_report, RunReportRequest),
+                "GetMetadata": unary(self._get_metadata, GetMetadataRequest),
+            },
+        )
+
+    def _engine(self, property_id: str) -> PropertyEngine:
+        engine = self._engines.get(property_id)
+        if engine is None:
+            raise EmulatorError(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"The caller may not read property {property_id}: this server holds no such "
+                "property, or the credentials lack access to it.",
+            )
+        return engine
+
+    def _run_report(self, request: Any) -> bytes:
+        engine = self._engine(parse_property(request.property))
+        data = engine.data
+        now = self.options.clock()
+        parsed = parse_run_report(
+            request,
+            today=now.astimezone(ZoneInfo(data.time_zone)).date(),
+            default_limit=self.options.default_limit,
+            max_rows=self.options.max_rows_per_page,
+        )
+        report = engine.report(parsed.query)
+        page = report.rows.page(parsed.offset, parsed.limit)
+        returned = max(0, min(parsed.limit, report.row_count - parsed.offset))
+        tokens = request_cost(returned)
+        quota = self._quota.charge(data.property_id, tokens, now)
+        response = RunReportResponse(
+            dimension_headers=[DimensionHeader(name=n) for n in parsed.dimension_headers],
+            metric_headers=[
+                MetricHeader(name=header, type_=MetricType[STANDARD_FIELDS[name].metric_type])
+                for header, name in zip(parsed.metric_headers, parsed.query.metrics, strict=True)
+            ],
+            row_count=report.row_count,
+            metadata=ResponseMetaData(
+                currency_code=data.currency_code,
+                time_zone=data.time_zone,
+                data_loss_from_other_row=False,
+                subject_to_thresholding=False,
+            ),
+            property_quota=quota if parsed.return_property_quota else None,
+            kind="analyticsData#runReport",
+        )
+        logger.debug(
+            "RunReport property %s: rows %d-%d of %d, %d tokens",
+            data.property_id,
+            parsed.offset,
+            parsed.offset + returned,
+            report.row_count,
+            tokens,
+        )
+        # Fields may arrive in any order on the wire, so the pre-encoded rows just follow.
+        return RunReportResponse.serialize(response) + page
+
+    def _get_metadata(self, request: Any) -> bytes:
+        match = _METADATA_NAME.match(request.name)
+        if match is None:
+            raise invalid_argument(
+                f"name must look like 'properties/<numeric id>/metadata', got {request.name!r}."
+            )
+        property_id = match.group(1)
+        if property_id != _UNIVERSAL_PROPERTY:
+            self._engine(property_id)
+        return self._metadata[property_id]
+
+
+def _aborting(behaviour: Callable[[Any], bytes]) -> Callable[[Any, grpc.ServicerContext], bytes]:
+    """Wrap a behaviour so a rejected request aborts the call with GA's status code."""
+
+    def handle(request: Any, context: grpc.ServicerContext) -> bytes:
+        try:
+            return behaviour(request)
+        except EmulatorError as error:
+            logger.debug("rejected %s: %s", type(request).__name__, error.message)
+            context.abort(error.code, error.message)
+            raise  # unreachable: abort raises; keeps type checkers content
+
+    return handle
