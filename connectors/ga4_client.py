@@ -16,7 +16,6 @@ from datetime import date
 from functools import cached_property
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 from google.analytics.data_v1beta.types import (
     DateRange,
@@ -32,8 +31,9 @@ from google.api_core.retry import Retry, if_exception_type
 from google.auth.credentials import Credentials
 
 from connectors.auth import identity_of
+from connectors.decode import decode_table
 from connectors.errors import FieldError, PermissionDeniedError, PropertyIdError
-from connectors.reports import DATE_DIMENSIONS, ReportDefinition, column_name
+from connectors.reports import ReportDefinition
 
 log = logging.getLogger(__name__)
 
@@ -194,9 +194,18 @@ class Ga4Reports:
         return dims, mets
 
     def iter_pages(
-        self, report: ReportDefinition, *, start: date, end: date
+        self,
+        report: ReportDefinition,
+        *,
+        start: date,
+        end: date,
+        currency_code: str | None = None,
     ) -> Iterator[ReportPage]:
-        """Yield the report's pages for [start, end] until GA's rowCount rows have arrived."""
+        """Yield the report's pages for [start, end] until GA's rowCount rows have arrived.
+
+        `currency_code` asks GA to convert revenue, so properties can be compared in one
+        reporting currency; unset keeps the property's own currency.
+        """
         dims, mets = self.validate(report.dimensions, report.metrics)
         offset = 0
         while True:
@@ -207,6 +216,7 @@ class Ga4Reports:
                 date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
                 limit=self._page_size,
                 offset=offset,
+                currency_code=currency_code or "",
                 return_property_quota=True,
             )
             response = self._call(self._client.run_report, request)
@@ -226,6 +236,27 @@ class Ga4Reports:
                 # TODO(short-pages): a short page before rowCount is taken as the end for now;
                 # it should be retried.
                 return
+
+    def totals(
+        self,
+        metrics: Sequence[str],
+        *,
+        start: date,
+        end: date,
+        currency_code: str | None = None,
+    ) -> dict[str, float]:
+        """The window's totals, no dimensions: a cheap second opinion on what landed."""
+        _, mets = self.validate([], metrics)
+        request = RunReportRequest(
+            property=self.resource,
+            metrics=[Metric(name=m) for m in mets],
+            date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
+            currency_code=currency_code or "",
+        )
+        response = self._call(self._client.run_report, request)
+        pb = type(response).pb(response)
+        values = [float(v.value) for v in pb.rows[0].metric_values] if pb.rows else []
+        return dict(zip(metrics, values or [0.0] * len(metrics), strict=True))
 
     def _call(self, method, request):
         try:
@@ -249,18 +280,7 @@ def decode_page(
 ) -> ReportPage:
     """Turn one response into an Arrow table named and typed for the raw tables."""
     pb = type(response).pb(response)
-    met_types = [_type_name(h.type_) for h in pb.metric_headers]
-    rows = pb.rows
-    columns: dict[str, pa.Array] = {}
-    for i, api_name in enumerate(report.dimensions):
-        values = pa.array([r.dimension_values[i].value for r in rows], type=pa.string())
-        if api_name in DATE_DIMENSIONS:
-            values = _parse_ga_dates(values)
-        columns[column_name(api_name)] = values
-    for i, api_name in enumerate(report.metrics):
-        text = pa.array([r.metric_values[i].value for r in rows], type=pa.string())
-        arrow_type = _METRIC_ARROW_TYPES.get(met_types[i], pa.float64())
-        columns[column_name(api_name)] = pc.cast(text, arrow_type)
+    table = decode_table(pb, report)
     meta = pb.metadata
     flags = ResponseFlags(
         currency_code=meta.currency_code,
@@ -286,15 +306,9 @@ def decode_page(
             tokens_per_hour_remaining=q.tokens_per_hour.remaining,
         )
     return ReportPage(
-        table=pa.table(columns),
+        table=table,
         offset=offset,
         row_count=pb.row_count,
         flags=flags,
         quota=quota,
     )
-
-
-def _parse_ga_dates(values: pa.Array) -> pa.Array:
-    """`20240131` -> DATE; the "(other)" row carries no date and becomes NULL."""
-    cleaned = pc.if_else(pc.equal(values, OTHER_ROW_VALUE), pa.scalar(None, pa.string()), values)
-    return pc.cast(pc.strptime(cleaned, format="%Y%m%d", unit="s"), pa.date32())

@@ -19,9 +19,11 @@ from connectors.reports import ACQUISITION, COHORT_ACTIVITY, ReportDefinition
 from pipelines.landing import LandingResult, land_report
 from pipelines.partitions import MONTH_DIMENSION, PROPERTY_DIMENSION
 from pipelines.resources import Ga4Resource, WarehouseResource
+from warehouse.checks import PartitionFacts, ltv_decreases, partition_facts
 from warehouse.models import LTV_TABLES, build_ltv_tables
 
 RAW_REPORTS = (ACQUISITION, COHORT_ACTIVITY)
+LTV_MONTHLY_KEY = AssetKey(["marts", "ltv_monthly"])
 
 
 def raw_asset_key(report: ReportDefinition) -> AssetKey:
@@ -66,7 +68,15 @@ def _markdown_table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def _landing_checks(result: LandingResult) -> list[AssetCheckResult]:
+# Each report is reconciled on one metric against a totals-only request for the same window.
+RECONCILED_METRIC = {ACQUISITION.name: "newUsers", COHORT_ACTIVITY.name: "totalRevenue"}
+# Revenue is compared to the cent; counts exactly.
+RECONCILE_TOLERANCE = 0.005
+
+
+def _landing_checks(
+    result: LandingResult, facts: PartitionFacts, metric: str, ga_total: float
+) -> list[AssetCheckResult]:
     flags = result.flags
     quality_issues = [
         name
@@ -76,11 +86,33 @@ def _landing_checks(result: LandingResult) -> list[AssetCheckResult]:
         )
         if flagged
     ]
+    landed_total = facts.metric_sums[metric]
     return [
         AssetCheckResult(
             check_name="rows_match_ga",
-            passed=result.rows_landed == result.rows_reported,
-            metadata={"rows_reported": result.rows_reported, "rows_landed": result.rows_landed},
+            passed=result.rows_landed == result.rows_reported == facts.rows,
+            metadata={
+                "rows_reported": result.rows_reported,
+                "rows_landed": result.rows_landed,
+                "rows_in_table": facts.rows,
+            },
+        ),
+        AssetCheckResult(
+            check_name="reconciles_with_ga_totals",
+            passed=abs(landed_total - ga_total) <= RECONCILE_TOLERANCE,
+            metadata={"metric": metric, "landed": landed_total, "ga_total": ga_total},
+        ),
+        AssetCheckResult(
+            check_name="no_duplicate_keys",
+            passed=facts.duplicate_keys == 0,
+            metadata={"duplicate_keys": facts.duplicate_keys},
+        ),
+        AssetCheckResult(
+            check_name="no_placeholder_values",
+            passed=facts.placeholder_rows == 0,
+            # Before the month is final GA may still show placeholders; the refresh reloads it.
+            severity=AssetCheckSeverity.ERROR if result.is_final else AssetCheckSeverity.WARN,
+            metadata={"placeholder_rows": facts.placeholder_rows, "is_final": result.is_final},
         ),
         AssetCheckResult(
             check_name="no_data_quality_flags",
@@ -89,6 +121,15 @@ def _landing_checks(result: LandingResult) -> list[AssetCheckResult]:
             description="GA reported " + " and ".join(quality_issues) if quality_issues else None,
         ),
     ]
+
+
+RAW_CHECKS = {
+    "rows_match_ga": "Rows landed = rows in the table = GA's rowCount",
+    "reconciles_with_ga_totals": "The landed month adds up to a totals-only GA request",
+    "no_duplicate_keys": "No two rows share their dimension values",
+    "no_placeholder_values": "No '(data not available)' once the month is final",
+    "no_data_quality_flags": "No (other) row and no thresholding in GA's response",
+}
 
 
 def raw_report_asset(
@@ -107,28 +148,41 @@ def raw_report_asset(
             f"{', '.join(report.dimensions)}; metrics {', '.join(report.metrics)}."
         ),
         check_specs=[
-            AssetCheckSpec("rows_match_ga", asset=key, description="Rows landed = GA rowCount"),
-            AssetCheckSpec(
-                "no_data_quality_flags",
-                asset=key,
-                description="No (other) row and no thresholding in GA's response",
-            ),
+            AssetCheckSpec(name, asset=key, description=description)
+            for name, description in RAW_CHECKS.items()
         ],
     )
     def _raw(
         context: AssetExecutionContext, ga4: Ga4Resource, warehouse: WarehouseResource
     ) -> MaterializeResult:
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
+        property_id = keys[PROPERTY_DIMENSION]
+        reports = ga4.reports(property_id)
+        currency = ga4.currencies.get(property_id)
         result = land_report(
-            reports=ga4.reports(keys[PROPERTY_DIMENSION]),
+            reports=reports,
             report=report,
             month_key=keys[MONTH_DIMENSION],
             db_path=warehouse.path,
             spool_dir=warehouse.spool,
             log=context.log,
+            currency_code=currency,
+            now=ga4.now(),
         )
+        facts = partition_facts(
+            warehouse.path, report=report, property_id=property_id, month=result.window.month
+        )
+        metric = RECONCILED_METRIC[report.name]
+        ga_total = reports.totals(
+            [metric], start=result.window.start, end=result.window.end, currency_code=currency
+        )[metric]
+        context.log.info(
+            "property %s report %s: %s landed %.2f, GA total %.2f",
+            property_id, report.name, metric, facts.metric_sums[metric], ga_total,
+        )  # fmt: skip
         return MaterializeResult(
-            metadata=_landing_metadata(result), check_results=_landing_checks(result)
+            metadata=_landing_metadata(result),
+            check_results=_landing_checks(result, facts, metric, ga_total),
         )
 
     return _raw
@@ -138,6 +192,13 @@ def ltv_assets(raw_keys: list[AssetKey]) -> AssetsDefinition:
     """The LTV marts, rebuilt together from every loaded partition."""
 
     @multi_asset(
+        check_specs=[
+            AssetCheckSpec(
+                "cumulative_never_decreases",
+                asset=LTV_MONTHLY_KEY,
+                description="Per-user cumulative values never fall with age (revenue: refunds)",
+            )
+        ],
         specs=[
             AssetSpec(
                 AssetKey(["marts", table]),
@@ -158,5 +219,19 @@ def ltv_assets(raw_keys: list[AssetKey]) -> AssetsDefinition:
                 asset_key=AssetKey(["marts", table]),
                 metadata={"dagster/row_count": counts[table]},
             )
+        decreases = ltv_decreases(warehouse.path)
+        yield AssetCheckResult(
+            asset_key=LTV_MONTHLY_KEY,
+            check_name="cumulative_never_decreases",
+            # Falling revenue is possible through refunds: worth a look, not a failure.
+            passed=decreases["activity"] == 0 and decreases["revenue"] == 0,
+            severity=(
+                AssetCheckSeverity.ERROR if decreases["activity"] else AssetCheckSeverity.WARN
+            ),
+            metadata={
+                "rows_where_activity_fell": decreases["activity"],
+                "rows_where_revenue_fell": decreases["revenue"],
+            },
+        )
 
     return _ltv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -64,8 +65,6 @@ def _print_summary(db_path: Path) -> None:
 
 def _instance() -> DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set, so runs show in the UI."""
-    import os
-
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
@@ -97,7 +96,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     if not args.export:
         settings = replace(settings, start_month=min(months[0], settings.start_month or months[0]))
         with _instance() as instance:
-            backfill(settings, months=months, instance=instance)
+            backfill(
+                settings, months=months, instance=instance, parallel=args.parallel,
+                force=args.force,
+            )  # fmt: skip
         _print_summary(settings.duckdb_path)
         return
     from connectors.emulator.export_replay import load_export
@@ -117,7 +119,10 @@ def cmd_run(args: argparse.Namespace) -> None:
             start_month=months[0],
         )
         with _instance() as instance:
-            backfill(settings, months=months, instance=instance)
+            backfill(
+                settings, months=months, instance=instance, parallel=args.parallel,
+                force=args.force,
+            )  # fmt: skip
     _print_summary(settings.duckdb_path)
 
 
@@ -168,6 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--start", required=True, help="first month, YYYY-MM")
     run.add_argument("--end", required=True, help="last month, YYYY-MM")
     run.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
+    run.add_argument("--parallel", type=int, default=1, help="partitions landed at once")
+    run.add_argument(
+        "--force", action="store_true", help="reload months already loaded after they were final"
+    )
     _export_options(run)
     run.set_defaults(func=cmd_run)
 

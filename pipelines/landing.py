@@ -20,10 +20,9 @@ import pyarrow.parquet as pq
 from connectors.ga4_client import Ga4Reports, QuotaStatus, ResponseFlags
 from connectors.reports import ReportDefinition
 from pipelines.partitions import add_months
+from warehouse.checks import FINAL_AFTER
 from warehouse.loads import LoadRecord, replace_partition
 
-# GA may still change a day's data for up to 48 hours after it ends.
-FINAL_AFTER = timedelta(days=3)
 PREVIEW_ROWS = 5
 
 
@@ -73,6 +72,7 @@ def land_report(
     db_path: Path,
     spool_dir: Path,
     log: logging.Logger,
+    currency_code: str | None = None,
     now: datetime | None = None,
 ) -> LandingResult:
     """Fetch a report for one month and replace that partition's rows in the warehouse."""
@@ -97,7 +97,9 @@ def land_report(
         flags: ResponseFlags | None = None
         quota: QuotaStatus | None = None
         preview: list[dict[str, object]] | None = None
-        for page in reports.iter_pages(report, start=window.start, end=window.end):
+        for page in reports.iter_pages(
+            report, start=window.start, end=window.end, currency_code=currency_code
+        ):
             pages += 1
             row_count, flags, quota = page.row_count, page.flags, page.quota or quota
             if page.quota:

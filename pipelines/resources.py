@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from connectors.auth import build_client
 from connectors.ga4_client import Ga4Reports
@@ -15,16 +17,20 @@ _embedded_lock = threading.Lock()
 _embedded_address: str | None = None
 
 
-def embedded_emulator_address() -> str:
+def embedded_emulator_address(now: datetime) -> str:
     """Start (once per process) the emulator that serves the generated demo property."""
     global _embedded_address
     with _embedded_lock:
         if _embedded_address is None:
             from connectors.emulator.generated import generate_property
-            from connectors.emulator.server import EmulatorServer
+            from connectors.emulator.server import EmulatorOptions, EmulatorServer
 
-            prop = generate_property(property_id=EMBEDDED_PROPERTY_ID, months=EMBEDDED_MONTHS)
-            server = EmulatorServer([prop])
+            prop = generate_property(
+                property_id=EMBEDDED_PROPERTY_ID,
+                months=EMBEDDED_MONTHS,
+                end=now.date() - timedelta(days=1),
+            )
+            server = EmulatorServer([prop], options=EmulatorOptions(clock=lambda: now))
             _embedded_address = server.start()
         return _embedded_address
 
@@ -37,9 +43,19 @@ class Ga4Resource(ConfigurableResource):
     transport: str = "grpc"
     embedded: bool = False
     page_size: int = 250_000
+    # Reporting currency per property id, passed to GA as currencyCode.
+    currencies: dict[str, str] = Field(default_factory=dict)
+    # Pretend the current time is this ISO timestamp (replays and tests); unset: the real time.
+    as_of: str | None = None
+
+    def now(self) -> datetime:
+        if not self.as_of:
+            return datetime.now(UTC)
+        moment = datetime.fromisoformat(self.as_of)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def reports(self, property_id: str) -> Ga4Reports:
-        endpoint = embedded_emulator_address() if self.embedded else self.emulator
+        endpoint = embedded_emulator_address(self.now()) if self.embedded else self.emulator
         key_file = Path(self.key_file) if self.key_file else None
         client, credentials = build_client(
             endpoint=endpoint,
@@ -71,6 +87,8 @@ def resources_from(settings: Settings) -> dict[str, ConfigurableResource]:
             key_file=str(settings.key_file) if settings.key_file else None,
             transport=settings.transport,
             embedded=settings.embedded,
+            currencies={p.property_id: p.currency for p in settings.properties if p.currency},
+            as_of=settings.as_of,
         ),
         "warehouse": WarehouseResource(
             duckdb_path=str(settings.duckdb_path), spool_dir=str(settings.spool_dir)

@@ -1,15 +1,27 @@
-"""Run backfills through the Dagster jobs, outside the UI (the CLI and the tests use this)."""
+"""Run backfills through the Dagster jobs outside the UI (the CLI and the tests use this).
+
+A backfill skips partitions already loaded after their month was final, so a stopped or
+crashed backfill resumes where it stopped. Partitions may run in parallel worker processes;
+the warehouse's file lock queues their writes. A property that fails stops only its own
+remaining months.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 
 from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster._core.instance.ref import InstanceRef  # not exported at the top level
 
+from pipelines.assets import RAW_REPORTS
 from pipelines.definitions import LTV_JOB, RAW_JOB, build_definitions
 from pipelines.partitions import MONTH_DIMENSION, partition_key, property_month_partitions
 from pipelines.settings import Settings
+from warehouse.checks import finished_partitions, load_states
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +29,25 @@ _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 
 
 class BackfillError(RuntimeError):
-    """A partition failed; the message is the underlying error, worded for the user."""
+    """One or more partitions failed; the message lists them with the underlying errors."""
+
+
+@dataclass
+class BackfillReport:
+    """What a backfill did, partition by partition."""
+
+    landed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    failed: dict[tuple[str, str], str] = field(default_factory=dict)
+    failed_checks: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    property_id: str
+    month: str
+    error: str | None
+    failed_checks: tuple[str, ...]
 
 
 def _failure_message(result: ExecuteInProcessResult) -> str:
@@ -32,16 +62,45 @@ def _failure_message(result: ExecuteInProcessResult) -> str:
     return "the run failed; see the Dagster logs"
 
 
-def backfill(
-    settings: Settings,
-    *,
-    months: Sequence[str],
-    instance: DagsterInstance,
-    property_ids: Sequence[str] | None = None,
-) -> None:
-    """Land every property-month, then rebuild the LTV marts once."""
-    defs = build_definitions(settings)
-    available = set(
+def _failed_checks(result: ExecuteInProcessResult, label: str) -> tuple[str, ...]:
+    return tuple(
+        f"{label} {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
+        f"({evaluation.severity.value})"
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed
+    )
+
+
+def _land_partition(
+    settings: Settings, property_id: str, month: str, instance: DagsterInstance
+) -> _Outcome:
+    job = build_definitions(settings).resolve_job_def(RAW_JOB)
+    log.info("property %s month %s: landing raw reports", property_id, month)
+    result = job.execute_in_process(
+        partition_key=partition_key(property_id, month),
+        instance=instance,
+        run_config=_QUIET,
+        raise_on_error=False,
+    )
+    label = f"property {property_id} month {month}"
+    error = None if result.success else _failure_message(result)
+    return _Outcome(property_id, month, error, _failed_checks(result, label))
+
+
+def _land_partition_in_worker(
+    settings: Settings, property_id: str, month: str, instance_ref: InstanceRef | None
+) -> _Outcome:
+    """Entry point of a worker process: its own instance handle, or a throwaway one."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    instance = (
+        DagsterInstance.from_ref(instance_ref) if instance_ref else DagsterInstance.ephemeral()
+    )
+    with instance:
+        return _land_partition(settings, property_id, month, instance)
+
+
+def _check_months(settings: Settings, months: Sequence[str]) -> None:
+    available = (
         property_month_partitions(settings)
         .get_partitions_def_for_dimension(MONTH_DIMENSION)
         .get_partition_keys()
@@ -50,25 +109,104 @@ def backfill(
     if unknown:
         raise BackfillError(
             f"Months {', '.join(unknown)} are outside the partitions "
-            f"{min(available)}..{max(available)} (the future cannot be loaded; set "
-            "GA_LTV_START_MONTH to go further back)."
+            f"{available[0]}..{available[-1]} (a month that has not begun cannot be loaded; "
+            "set GA_LTV_START_MONTH to go further back)."
         )
-    raw_job = defs.resolve_job_def(RAW_JOB)
+
+
+def backfill(
+    settings: Settings,
+    *,
+    months: Sequence[str],
+    instance: DagsterInstance,
+    property_ids: Sequence[str] | None = None,
+    parallel: int = 1,
+    force: bool = False,
+) -> BackfillReport:
+    """Land every property-month not yet final in the warehouse, then rebuild the LTV marts."""
+    _check_months(settings, months)
+    report = BackfillReport()
+    done = set() if force else finished_partitions(load_states(settings.duckdb_path), RAW_REPORTS)
+    todo = []
     for property_id in property_ids or settings.property_ids:
         for month in months:
-            log.info("property %s month %s: landing raw reports", property_id, month)
-            result = raw_job.execute_in_process(
-                partition_key=partition_key(property_id, month),
-                instance=instance,
-                run_config=_QUIET,
-                raise_on_error=False,
+            if (property_id, month) in done:
+                report.skipped.append((property_id, month))
+            else:
+                todo.append((property_id, month))
+    if report.skipped:
+        log.info("skipping %d partitions already loaded final", len(report.skipped))
+    for outcome in _run_partitions(settings, todo, instance=instance, parallel=parallel):
+        key = (outcome.property_id, outcome.month)
+        if outcome.error:
+            report.failed[key] = outcome.error
+            log.error("property %s month %s failed: %s", *key, outcome.error)
+        else:
+            report.landed.append(key)
+        report.failed_checks.extend(outcome.failed_checks)
+    if report.landed or not report.failed:
+        result = (
+            build_definitions(settings)
+            .resolve_job_def(LTV_JOB)
+            .execute_in_process(instance=instance, run_config=_QUIET, raise_on_error=False)
+        )
+        if not result.success:
+            report.failed[("*", "ltv")] = _failure_message(result)
+        report.failed_checks.extend(_failed_checks(result, "LTV"))
+    for failed_check in report.failed_checks:
+        log.warning("check failed: %s", failed_check)
+    if report.failed:
+        lines = [f"property {p} month {m}: {error}" for (p, m), error in report.failed.items()]
+        attempted = set(report.landed) | set(report.failed)
+        not_attempted = [key for key in todo if key not in attempted]
+        if not_attempted:
+            lines.append(
+                "not attempted after their property failed: "
+                + ", ".join(f"{p} {m}" for p, m in not_attempted)
             )
-            if not result.success:
-                raise BackfillError(
-                    f"property {property_id} month {month}: {_failure_message(result)}"
+        raise BackfillError(
+            f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed. "
+            "Run the same command again to resume.\n" + "\n".join(lines)
+        )
+    return report
+
+
+def _run_partitions(
+    settings: Settings,
+    todo: list[tuple[str, str]],
+    *,
+    instance: DagsterInstance,
+    parallel: int,
+):
+    """Yield outcomes; after a property fails, its later months are not attempted."""
+    failed_properties: set[str] = set()
+    if parallel <= 1:
+        for property_id, month in todo:
+            if property_id in failed_properties:
+                continue
+            outcome = _land_partition(settings, property_id, month, instance)
+            if outcome.error:
+                failed_properties.add(property_id)
+            yield outcome
+        return
+    instance_ref = None if instance.is_ephemeral else instance.get_ref()
+    context = multiprocessing.get_context("spawn")
+    pending = list(todo)
+    running: dict[Future[_Outcome], str] = {}
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+        while pending or running:
+            while pending and len(running) < parallel:
+                property_id, month = pending.pop(0)
+                if property_id in failed_properties:
+                    continue
+                future = pool.submit(
+                    _land_partition_in_worker, settings, property_id, month, instance_ref
                 )
-    result = defs.resolve_job_def(LTV_JOB).execute_in_process(
-        instance=instance, run_config=_QUIET, raise_on_error=False
-    )
-    if not result.success:
-        raise BackfillError(f"LTV build: {_failure_message(result)}")
+                running[future] = property_id
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                outcome = future.result()
+                if outcome.error:
+                    failed_properties.add(outcome.property_id)
+                yield outcome

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from connectors.ga4_client import normalize_property_id
@@ -33,6 +34,9 @@ _FILE_KEYS = {
     "duckdb",
     "start_month",
     "spool_dir",
+    "as_of",
+    "refresh_day",
+    "refresh_hour",
 }
 _PROPERTY_KEYS = {"id", "label", "currency", "start_month"}
 
@@ -62,6 +66,11 @@ class Settings:
     duckdb_path: Path = DEFAULT_DATA_DIR / "ga_ltv.duckdb"
     spool_dir: Path = DEFAULT_DATA_DIR / "spool"
     start_month: str | None = None
+    as_of: str | None = None  # ISO timestamp standing in for "now" (replays, tests)
+    # When the monthly refresh loads the month just ended, in each property's time zone.
+    # GA may change a day's data for 48 hours; the 3rd leaves that margin for a month's last day.
+    refresh_day: int = 3
+    refresh_hour: int = 6
 
     @property
     def embedded(self) -> bool:
@@ -161,4 +170,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         duckdb_path=Path(values.get("duckdb", DEFAULT_DATA_DIR / "ga_ltv.duckdb")).expanduser(),
         spool_dir=Path(values.get("spool_dir", DEFAULT_DATA_DIR / "spool")).expanduser(),
         start_month=check_month(start, what="start_month") if start else None,
+        as_of=_check_as_of(values.get("as_of")),
+        refresh_day=_check_int(values.get("refresh_day", 3), "refresh_day", 1, 28),
+        refresh_hour=_check_int(values.get("refresh_hour", 6), "refresh_hour", 0, 23),
     )
+
+
+def _check_int(value: object, name: str, low: int, high: int) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, got {value!r}.")
+    return number
+
+
+def _check_as_of(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise SettingsError(f"as_of must be an ISO date-time, got {value!r}.") from None
+    return value

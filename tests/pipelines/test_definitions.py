@@ -24,7 +24,7 @@ def test_assets_jobs_and_schedule() -> None:
     for job in (RAW_JOB, LTV_JOB, REFRESH_JOB):
         assert defs.resolve_job_def(job) is not None
     schedule = defs.resolve_schedule_def("monthly_refresh")
-    assert schedule.cron_schedule == "0 6 3 * *"
+    assert schedule.cron_schedule == "0 * * * *"
     partitions = defs.resolve_assets_def(AssetKey(["raw", "ga_acquisition"])).partitions_def
     assert {k.keys_by_dimension["property"] for k in partitions.get_partition_keys()} == {
         "123",

@@ -54,9 +54,13 @@ def test_backfill_then_rerun_is_unchanged(emulator: str, tmp_path: Path) -> None
     with DagsterInstance.ephemeral() as instance:
         backfill(settings, months=MONTHS, instance=instance)
         first = _mart(settings.duckdb_path)
-        backfill(settings, months=MONTHS[1:2], instance=instance)
+        again = backfill(settings, months=MONTHS[1:2], instance=instance, force=True)
         second = _mart(settings.duckdb_path)
+        resumed = backfill(settings, months=MONTHS, instance=instance)
+    assert again.landed == [(PROPERTY_ID, "2024-02")]
     assert first == second
+    # Months loaded after they were final are not fetched again without --force.
+    assert resumed.landed == [] and len(resumed.skipped) == 3
     # Every cohort has a row for each age up to the last loaded month.
     ages = {(row[1], row[2]): row[3] for row in first}
     assert {month for (month, _) in ages} == {date(2024, m, 1) for m in (1, 2, 3)}
