@@ -28,6 +28,7 @@ _MODELS = (
     ("staging.cohort_sizes", "staging/cohort_sizes.sql"),
     ("staging.cohort_activity", "staging/cohort_activity.sql"),
     ("marts.ltv_monthly", "marts/ltv_monthly.sql"),
+    ("marts.ltv_summary", "marts/ltv_summary.sql"),
 )
 
 # ltv_monthly.dimension -> the value column of its own mart (marts.ltv_by_<dimension>).
@@ -52,6 +53,10 @@ LTV_TABLES: dict[str, str] = {
         )
         for dimension in DIMENSIONS
     },
+    "ltv_summary": (
+        "Per first-user dimension value: acquired users and LTV at 1, 3, 6 and 12 months, each "
+        "weighted over the cohorts that reached that age, with how many cohorts that is."
+    ),
 }
 
 
