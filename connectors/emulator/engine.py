@@ -12,9 +12,9 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import duckdb
+import pyarrow as pa
 
 from connectors.emulator.dataset import PropertyData
 from connectors.emulator.fields import DIMENSIONS, METRICS
@@ -62,15 +62,46 @@ select a.user_key,
 """  # noqa: S608 -- only the fixed decimal type is interpolated
 
 
-@dataclass(frozen=True)
 class Report:
-    """A whole report result, sorted, with its rows already in wire format."""
+    """A whole sorted result, encoded to wire bytes block by block as pages reach it.
 
-    rows: EncodedRows
+    Encoding only the blocks a page covers keeps the first page of a huge report quick; later
+    pages reuse what earlier ones encoded.
+    """
+
+    BLOCK_ROWS = 65_536
+
+    def __init__(self, table: pa.Table, dimension_count: int) -> None:
+        self._table = table
+        self._dimension_count = dimension_count
+        self._blocks: dict[int, EncodedRows] = {}
+        self._lock = threading.Lock()
 
     @property
     def row_count(self) -> int:
-        return self.rows.count
+        return self._table.num_rows
+
+    def page(self, offset: int, limit: int) -> bytes:
+        """Serialized ``rows`` entries for rows ``offset`` .. ``offset + limit``."""
+        first = min(offset, self.row_count)
+        last = min(first + limit, self.row_count)
+        size = self.BLOCK_ROWS
+        parts = []
+        for index in range(first // size, -(-last // size)):
+            start = index * size
+            begin, end = max(first, start), min(last, start + size)
+            parts.append(self._block(index).page(begin - start, end - begin))
+        return b"".join(parts)
+
+    def _block(self, index: int) -> EncodedRows:
+        with self._lock:
+            block = self._blocks.get(index)
+            if block is None:
+                rows = self._table.slice(index * self.BLOCK_ROWS, self.BLOCK_ROWS)
+                columns = rows.columns
+                split = self._dimension_count
+                block = self._blocks[index] = encode_rows(columns[:split], columns[split:])
+            return block
 
 
 class _ResultCache:
@@ -157,9 +188,7 @@ class PropertyEngine:
             table = cursor.sql(sql, params=parameters).to_arrow_table()
         finally:
             cursor.close()
-        dimension_count = len(query.dimensions) + query.has_date_range_dimension
-        columns = [table.column(i).combine_chunks() for i in range(table.num_columns)]
-        report = Report(encode_rows(columns[:dimension_count], columns[dimension_count:]))
+        report = Report(table, len(query.dimensions) + query.has_date_range_dimension)
         self._cache.put(query, report)
         logger.debug(
             "property %s: %d rows for %s x %s in %.3f s",

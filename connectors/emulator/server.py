@@ -194,7 +194,7 @@ class EmulatorServer:
             max_rows=self.options.max_rows_per_page,
         )
         report = engine.report(parsed.query)
-        page = report.rows.page(parsed.offset, parsed.limit)
+        page = report.page(parsed.offset, parsed.limit)
         returned = max(0, min(parsed.limit, report.row_count - parsed.offset))
         tokens = request_cost(returned)
         quota = self._quota.charge(data.property_id, tokens, now)

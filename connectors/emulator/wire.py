@@ -54,8 +54,10 @@ class EncodedRows:
         return memoryview(self.data)[int(self.offsets[first]) : int(self.offsets[last])]
 
 
-def _prefixed(values: pa.Array, prefix_of_length) -> list[pa.Array]:
+def _prefixed(values: pa.Array | pa.ChunkedArray, prefix_of_length) -> list[pa.Array]:
     """``values`` as binary plus, per row, the prefix its byte length calls for."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     binary = values.cast(pa.large_binary())
     lengths = pc.binary_length(binary)
     longest = pc.max(lengths).as_py() or 0
@@ -77,7 +79,9 @@ def _row_prefix(length: int) -> bytes:
     return bytes([_RESPONSE_ROWS]) + varint(length)
 
 
-def encode_rows(dimensions: list[pa.Array], metrics: list[pa.Array]) -> EncodedRows:
+def encode_rows(
+    dimensions: list[pa.Array | pa.ChunkedArray], metrics: list[pa.Array | pa.ChunkedArray]
+) -> EncodedRows:
     """Encode string columns (no nulls) as ``rows`` entries of a RunReportResponse."""
     parts: list[pa.Array] = []
     dimension_prefix = _value_prefix(_ROW_DIMENSION_VALUES, _DIMENSION_VALUE_VALUE)
@@ -90,7 +94,6 @@ def encode_rows(dimensions: list[pa.Array], metrics: list[pa.Array]) -> EncodedR
         return EncodedRows(pa.py_buffer(b""), np.zeros(1, dtype=np.int64))
     body = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, _EMPTY)
     rows = pc.binary_join_element_wise(*_prefixed(body, _row_prefix), _EMPTY)
-    rows = rows.combine_chunks() if isinstance(rows, pa.ChunkedArray) else rows
     _, offsets_buffer, data = rows.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[
         rows.offset : rows.offset + len(rows) + 1
