@@ -4,6 +4,7 @@
     python3 dev.py demo        # the main job on the embedded GA4 emulator
     python3 dev.py test        # the test suite (extra arguments go to pytest)
     python3 dev.py ui          # the Dagster UI on http://127.0.0.1:3000
+    python3 dev.py lock        # rewrite requirements.lock from .venv after a dependency change
     python3 dev.py <args>      # any `ga-ltv` command, e.g. `run --start 2024-01 --end 2024-06`
 
 Only Python 3.11+ is needed; everything else comes from requirements.lock into .venv.
@@ -39,13 +40,31 @@ def ensure_env() -> None:
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     print("dev.py: installing dependencies from requirements.lock", file=sys.stderr)
     subprocess.run([*pip, "-r", str(ROOT / "requirements.lock")], check=True)
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "-e", str(ROOT)], check=True)
+    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
     STAMP.write_text(_digest())
+
+
+LOCK_HEADER = (
+    "# Pinned dependency set that dev.py installs into .venv.\n"
+    "# After changing dependencies in pyproject.toml, install them and run: python3 dev.py lock\n"
+)
+
+
+def write_lock() -> int:
+    frozen = subprocess.run(
+        [str(BIN / "python"), "-m", "pip", "freeze", "--exclude-editable"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    pins = [line for line in frozen.splitlines() if not line.startswith("ga-ltv")]
+    (ROOT / "requirements.lock").write_text(LOCK_HEADER + "\n".join(pins) + "\n")
+    return 0
 
 
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit("dev.py: Python 3.11 or newer is required")
+    if argv[:1] == ["lock"]:
+        return write_lock()
     ensure_env()
     env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT))}
     command, *rest = argv or ["demo"]
