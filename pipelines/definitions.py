@@ -6,6 +6,7 @@ from dagster import Definitions, define_asset_job
 
 from pipelines.assets import RAW_REPORTS, ltv_assets, raw_asset_key, raw_report_asset
 from pipelines.partitions import property_month_partitions
+from pipelines.publishing import PUBLISHING_ASSETS
 from pipelines.resources import resources_from
 from pipelines.schedules import monthly_refresh_schedule
 from pipelines.settings import Settings, load_settings
@@ -21,7 +22,7 @@ def build_definitions(settings: Settings) -> Definitions:
     ltv = ltv_assets([raw_asset_key(report) for report in RAW_REPORTS])
     refresh_job = define_asset_job(
         REFRESH_JOB,
-        selection=[*raw_assets, ltv],
+        selection=[*raw_assets, ltv, *PUBLISHING_ASSETS],
         description="Land one property-month of GA4 reports and rebuild the LTV marts.",
     )
     raw_job = define_asset_job(
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings) -> Definitions:
         LTV_JOB, selection=[ltv], description="Rebuild the LTV marts from all loaded months."
     )
     return Definitions(
-        assets=[*raw_assets, ltv],
+        assets=[*raw_assets, ltv, *PUBLISHING_ASSETS],
         jobs=[refresh_job, raw_job, ltv_job],
         schedules=[monthly_refresh_schedule(refresh_job, settings)],
         resources=resources_from(settings),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from pydantic import Field
 from connectors.auth import build_client
 from connectors.ga4_client import Ga4Reports
 from pipelines.settings import EMBEDDED_MONTHS, EMBEDDED_PROPERTY_ID, Settings
+from warehouse.publish_postgres import PostgresTarget
 
 _embedded_lock = threading.Lock()
 _embedded_address: str | None = None
@@ -80,6 +82,34 @@ class WarehouseResource(ConfigurableResource):
         return Path(self.spool_dir)
 
 
+class PublishingResource(ConfigurableResource):
+    """Where the LTV tables go besides DuckDB, for tools that cannot read it.
+
+    Unset folders come from ``GA_LTV_EXTRACTS_DIR`` / ``GA_LTV_REPORT_DIR`` at run time, else sit
+    beside the DuckDB file; ``off`` turns one off. PostgreSQL settings, password included, are
+    read from ``GA_LTV_PG_*`` only when a run publishes, so they never enter run config or logs.
+    """
+
+    extracts_dir: str | None = None
+    report_dir: str | None = None
+
+    def extracts_path(self, duckdb_path: Path) -> Path | None:
+        return _folder(self.extracts_dir, "GA_LTV_EXTRACTS_DIR", duckdb_path.parent / "extracts")
+
+    def report_path(self, duckdb_path: Path) -> Path | None:
+        return _folder(self.report_dir, "GA_LTV_REPORT_DIR", duckdb_path.parent / "reports")
+
+    def postgres(self) -> PostgresTarget | None:
+        return PostgresTarget.from_env()
+
+
+def _folder(configured: str | None, variable: str, default: Path) -> Path | None:
+    value = configured if configured is not None else os.environ.get(variable, "")
+    if value.strip().lower() == "off":
+        return None
+    return Path(value).expanduser() if value.strip() else default
+
+
 def resources_from(settings: Settings) -> dict[str, ConfigurableResource]:
     return {
         "ga4": Ga4Resource(
@@ -93,4 +123,5 @@ def resources_from(settings: Settings) -> dict[str, ConfigurableResource]:
         "warehouse": WarehouseResource(
             duckdb_path=str(settings.duckdb_path), spool_dir=str(settings.spool_dir)
         ),
+        "publishing": PublishingResource(),
     }
