@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import logging
 import os
 import re
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -216,13 +218,17 @@ def _load_table(
     conn.execute(sql.SQL("drop table if exists {}").format(loading))
     conn.execute(sql.SQL("create table {} ({})").format(loading, columns))
     names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in types)
+    # Arrow writes CSV in C, with text always quoted: an unquoted empty field is NULL to
+    # PostgreSQL, a quoted one is ''. Doubles are written in shortest round-trip form.
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
     with (
         conn.cursor() as cur,
-        cur.copy(sql.SQL("copy {} ({}) from stdin").format(loading, names)) as copy,
+        cur.copy(sql.SQL("copy {} ({}) from stdin (format csv)").format(loading, names)) as copy,
     ):
-        for batch in data.to_batches(max_chunksize=10_000):
-            for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
-                copy.write_row(row)
+        for batch in data.to_batches(max_chunksize=50_000):
+            buffer = io.BytesIO()
+            pa_csv.write_csv(pa.Table.from_batches([batch]), buffer, options)
+            copy.write(buffer.getbuffer())
     description = LTV_TABLES.get(table)
     if description:
         conn.execute(sql.SQL("comment on table {} is {}").format(loading, sql.Literal(description)))

@@ -138,7 +138,7 @@ def test_latest_never_goes_missing_or_half_written(
     thread = threading.Thread(target=read_latest)
     thread.start()
     try:
-        for round_ in range(8):
+        for round_ in range(4):
             write_extracts(warehouse_v1 if round_ % 2 else warehouse_v2, root)
     finally:
         stop.set()

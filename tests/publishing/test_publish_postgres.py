@@ -98,6 +98,12 @@ def test_tables_arrive_with_types_and_rows(warehouse_v1: Path, pg: PgDatabase) -
     with pg.connect() as conn:
         exact = conn.execute(_FINGERPRINT).fetchone()
     assert tuple(int(v) for v in exact) == _duckdb_fingerprint(warehouse_v1)
+    for table in ("ltv_by_campaign", "ltv_summary"):  # NULLs, '', floats and text exactly
+        with pg.connect() as conn:
+            published = conn.execute(f"select * from ga_ltv.{table}").fetchall()  # noqa: S608
+        with reader(warehouse_v1) as con:
+            expected = con.execute(f"select * from marts.{table}").fetchall()  # noqa: S608
+        assert sorted(published, key=repr) == sorted(expected, key=repr)
 
 
 def test_refresh_swaps_atomically_under_a_reader(
