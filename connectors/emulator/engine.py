@@ -17,8 +17,8 @@ import duckdb
 import pyarrow as pa
 
 from connectors.emulator.dataset import PropertyData
-from connectors.emulator.fields import DIMENSIONS, METRICS
 from connectors.emulator.query import ReportQuery
+from connectors.emulator.report_sql import ReportSql
 from connectors.emulator.wire import EncodedRows, encode_rows
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,13 @@ select a.user_key,
 """  # noqa: S608 -- only the fixed decimal type is interpolated
 
 
+AggregateRow = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+def _split(row: tuple[str, ...], dimension_count: int) -> AggregateRow:
+    return tuple(row[:dimension_count]), tuple(row[dimension_count:])
+
+
 class Report:
     """A whole sorted result, encoded to wire bytes block by block as pages reach it.
 
@@ -71,9 +78,15 @@ class Report:
 
     BLOCK_ROWS = 65_536
 
-    def __init__(self, table: pa.Table, dimension_count: int) -> None:
+    def __init__(
+        self,
+        table: pa.Table,
+        dimension_count: int,
+        aggregates: dict[str, list[AggregateRow]] | None = None,
+    ) -> None:
         self._table = table
         self._dimension_count = dimension_count
+        self.aggregates = aggregates or {}
         self._blocks: dict[int, EncodedRows] = {}
         self._lock = threading.Lock()
 
@@ -182,13 +195,21 @@ class PropertyEngine:
         if cached is not None:
             return cached
         started = self._monotonic()
-        sql, parameters = build_sql(query)
+        plan = ReportSql(query)
         cursor = self._connection.cursor()
         try:
+            sql, parameters = plan.rows()
             table = cursor.sql(sql, params=parameters).to_arrow_table()
+            aggregates = {
+                name: [
+                    _split(row, len(plan.dims))
+                    for row in cursor.execute(*plan.aggregate(name)).fetchall()
+                ]
+                for name in query.aggregations
+            }
         finally:
             cursor.close()
-        report = Report(table, len(query.dimensions) + query.has_date_range_dimension)
+        report = Report(table, len(plan.dims), aggregates)
         self._cache.put(query, report)
         logger.debug(
             "property %s: %d rows for %s x %s in %.3f s",
@@ -199,65 +220,3 @@ class PropertyEngine:
             self._monotonic() - started,
         )
         return report
-
-
-def build_sql(query: ReportQuery) -> tuple[str, list[object]]:
-    """SQL and parameters for a query; only whitelisted expressions reach the SQL text."""
-    metrics = [METRICS[name] for name in query.metrics]
-    needs_new_users = query.keep_empty_rows or not metrics
-    needs_new_users = needs_new_users or any(m.from_new_users for m in metrics)
-    needs_activity = query.keep_empty_rows or not metrics or any(m.from_activity for m in metrics)
-    # Facts no requested metric reads would only add all-zero rows, which GA leaves out.
-    fact_filter = ""
-    if not needs_activity:
-        fact_filter = " and new_users = 1"
-    elif not needs_new_users:
-        fact_filter = " and new_users = 0"
-
-    parameters: list[object] = []
-    ranged = []
-    for window in query.date_ranges:
-        ranged.append(
-            "select *, ? as date_range from facts "  # noqa: S608 -- fixed text
-            f"where date between ? and ?{fact_filter}"
-        )
-        parameters += [window.name, window.start, window.end]
-
-    dimension_sql = [DIMENSIONS[name].sql for name in query.dimensions]
-    if query.has_date_range_dimension:
-        dimension_sql.append("date_range")
-    dimension_aliases = [f"d{i}" for i in range(len(dimension_sql))]
-    metric_aliases = [f"m{i}" for i in range(len(metrics))]
-    inner_columns = [
-        *(
-            f"coalesce({sql}, '(not set)') as {a}"
-            for sql, a in zip(dimension_sql, dimension_aliases, strict=True)
-        ),
-        *(
-            f"coalesce({m.aggregate}, 0) as {a}"
-            for m, a in zip(metrics, metric_aliases, strict=True)
-        ),
-    ]
-    outer_columns = [
-        *dimension_aliases,
-        *(
-            _format_decimal(a) if m.is_decimal else f"{a}::varchar"
-            for m, a in zip(metrics, metric_aliases, strict=True)
-        ),
-    ]
-    group_by = f" group by {', '.join(dimension_aliases)}" if dimension_aliases else ""
-    keep = ""
-    if metric_aliases and not query.keep_empty_rows:
-        keep = " where " + " or ".join(f"{a} <> 0" for a in metric_aliases)
-    order = f" order by {', '.join(dimension_aliases)}" if dimension_aliases else ""
-    union = " union all ".join(ranged)
-    selected, grouped = ", ".join(outer_columns), ", ".join(inner_columns)
-    # Every interpolated piece is fixed text or an expression from the whitelists in fields.py.
-    inner = f"select {grouped} from ranged{group_by}"  # noqa: S608
-    sql = f"with ranged as ({union}) select {selected} from ({inner}){keep}{order}"  # noqa: S608
-    return sql, parameters
-
-
-def _format_decimal(alias: str) -> str:
-    """GA's plain decimal text: ``12.5``, ``3``, never an exponent or trailing zeros."""
-    return f"rtrim(rtrim(({alias})::decimal(38, 6)::varchar, '0'), '.')"

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connectors.ga4_fields import STANDARD_FIELDS
+from connectors.emulator.errors import invalid_argument, unimplemented
+from connectors.ga4_fields import DEPRECATED_NAMES, STANDARD_FIELDS
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,24 @@ METRICS = {
         _activity_sum("userEngagementDuration", "user_engagement_duration"),
     )
 }
+
+
+def resolve_field(name: str, kind: str) -> str:
+    """The canonical name of a computed ``kind`` field, rejecting others as GA would.
+
+    Deprecated aliases map to today's name. Names GA does not know, or knows as the other kind,
+    are invalid; real GA fields the emulator does not compute are unimplemented.
+    """
+    canonical = DEPRECATED_NAMES.get(name, name)
+    info = STANDARD_FIELDS.get(canonical)
+    if info is None:
+        raise invalid_argument(
+            f"{name!r} is not a valid {kind} for this property; GetMetadata lists the valid names."
+        )
+    if info.kind != kind:
+        raise invalid_argument(f"{name!r} is a {info.kind}, not a {kind}.")
+    if not info.listed_2026:
+        raise invalid_argument(f"The {kind} {name!r} is no longer offered by the Data API.")
+    if canonical not in (DIMENSIONS if kind == "dimension" else METRICS):
+        raise unimplemented(f"The emulator does not compute the GA4 {kind} {name!r} yet.")
+    return canonical

@@ -10,11 +10,12 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from google.analytics.data_v1beta.types import MetricAggregation
 from google.protobuf.message import Message
 
 from connectors.emulator.errors import invalid_argument, unimplemented
-from connectors.emulator.fields import DIMENSIONS, METRICS
-from connectors.ga4_fields import DEPRECATED_NAMES, STANDARD_FIELDS
+from connectors.emulator.fields import resolve_field
+from connectors.emulator.filters import FilterNode, parse_filter
 
 MAX_DIMENSIONS = 9
 MAX_METRICS = 10
@@ -27,16 +28,9 @@ _PROPERTY = re.compile(r"^properties/([0-9]+)$")
 _DAYS_AGO = re.compile(r"^([0-9]+)daysAgo$")
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # Parts of a request the emulator does not evaluate yet; refusing beats silently ignoring.
-_UNSUPPORTED_PARTS = (
-    ("dimension_filter", "dimension filters"),
-    ("metric_filter", "metric filters"),
-    ("cohort_spec", "cohort requests"),
-)
-_UNSUPPORTED_LISTS = (
-    ("order_bys", "orderBys"),
-    ("metric_aggregations", "metricAggregations"),
-    ("comparisons", "comparisons"),
-)
+_UNSUPPORTED_PARTS = (("cohort_spec", "cohort requests"),)
+_UNSUPPORTED_LISTS = (("comparisons", "comparisons"),)
+AGGREGATIONS = ("TOTAL", "MINIMUM", "MAXIMUM")
 
 
 @dataclass(frozen=True)
@@ -49,6 +43,16 @@ class DateWindow:
 
 
 @dataclass(frozen=True)
+class Ordering:
+    """One orderBy on a requested field; ``order_type`` applies to dimensions only."""
+
+    field: str
+    is_metric: bool
+    descending: bool
+    order_type: str = "ALPHANUMERIC"
+
+
+@dataclass(frozen=True)
 class ReportQuery:
     """What a report computes; equal queries give equal results, so it keys the cache."""
 
@@ -56,6 +60,10 @@ class ReportQuery:
     metrics: tuple[str, ...]
     date_ranges: tuple[DateWindow, ...]
     keep_empty_rows: bool
+    dimension_filter: FilterNode | None = None
+    metric_filter: FilterNode | None = None
+    order_bys: tuple[Ordering, ...] = ()
+    aggregations: tuple[str, ...] = ()
 
     @property
     def has_date_range_dimension(self) -> bool:
@@ -127,8 +135,8 @@ def parse_run_report(
         )
     if not dimension_names and not metric_names:
         raise invalid_argument("A report needs at least one dimension or metric.")
-    dimensions = _resolve_fields(dimension_names, "dimension", DIMENSIONS)
-    metrics = _resolve_fields(metric_names, "metric", METRICS)
+    dimensions = _resolve_fields(dimension_names, "dimension")
+    metrics = _resolve_fields(metric_names, "metric")
     date_ranges = _resolve_date_ranges(request, today)
 
     if request.limit < 0:
@@ -147,6 +155,10 @@ def parse_run_report(
             metrics=metrics,
             date_ranges=date_ranges,
             keep_empty_rows=request.keep_empty_rows,
+            dimension_filter=_optional_filter(request, "dimension"),
+            metric_filter=_optional_filter(request, "metric"),
+            order_bys=_orderings(request, dimensions, metrics),
+            aggregations=_aggregations(request),
         ),
         dimension_headers=headers,
         metric_headers=metric_names,
@@ -156,27 +168,65 @@ def parse_run_report(
     )
 
 
-def _resolve_fields(names: tuple[str, ...], kind: str, computed: dict) -> tuple[str, ...]:
-    """Canonical names for requested fields; deprecated aliases map to today's name."""
+def _resolve_fields(names: tuple[str, ...], kind: str) -> tuple[str, ...]:
+    """Canonical names for requested fields, each named once."""
     resolved: list[str] = []
     for name in names:
-        canonical = DEPRECATED_NAMES.get(name, name)
-        info = STANDARD_FIELDS.get(canonical)
-        if info is None:
-            raise invalid_argument(
-                f"{name!r} is not a valid {kind} for this property; "
-                "GetMetadata lists the valid names."
-            )
-        if info.kind != kind:
-            raise invalid_argument(f"{name!r} is a {info.kind}, not a {kind}.")
-        if not info.listed_2026:
-            raise invalid_argument(f"The {kind} {name!r} is no longer offered by the Data API.")
-        if canonical not in computed:
-            raise unimplemented(f"The emulator does not compute the GA4 {kind} {name!r} yet.")
+        canonical = resolve_field(name, kind)
         if canonical in resolved:
             raise invalid_argument(f"The {kind} {name!r} is requested more than once.")
         resolved.append(canonical)
     return tuple(resolved)
+
+
+def _optional_filter(request: Message, kind: str) -> FilterNode | None:
+    field_name = f"{kind}_filter"
+    if not request.HasField(field_name):
+        return None
+    return parse_filter(getattr(request, field_name), kind=kind, where=field_name)
+
+
+def _orderings(
+    request: Message, dimensions: tuple[str, ...], metrics: tuple[str, ...]
+) -> tuple[Ordering, ...]:
+    """orderBys on fields of the request; GA refuses to order by anything else."""
+    orderings = []
+    for index, order_by in enumerate(request.order_bys):
+        where = f"order_bys[{index}]"
+        branch = order_by.WhichOneof("one_order_by")
+        if branch == "metric":
+            name = order_by.metric.metric_name
+            if resolve_field(name, "metric") not in metrics:
+                raise invalid_argument(f"{where} orders by {name!r}, a metric not requested.")
+            orderings.append(Ordering(resolve_field(name, "metric"), True, order_by.desc))
+        elif branch == "dimension":
+            name = order_by.dimension.dimension_name
+            if resolve_field(name, "dimension") not in dimensions:
+                raise invalid_argument(f"{where} orders by {name!r}, a dimension not requested.")
+            order_type = type(order_by.dimension).OrderType.Name(order_by.dimension.order_type)
+            if order_type == "ORDER_TYPE_UNSPECIFIED":
+                order_type = "ALPHANUMERIC"
+            orderings.append(
+                Ordering(resolve_field(name, "dimension"), False, order_by.desc, order_type)
+            )
+        elif branch == "pivot":
+            raise unimplemented(f"{where}: pivot ordering belongs to pivot reports.")
+        else:
+            raise invalid_argument(f"{where} names neither a metric nor a dimension.")
+    return tuple(orderings)
+
+
+def _aggregations(request: Message) -> tuple[str, ...]:
+    names = []
+    for value in request.metric_aggregations:
+        name = MetricAggregation(value).name
+        if name == "COUNT":
+            raise unimplemented("The emulator does not compute the COUNT metric aggregation.")
+        if name not in AGGREGATIONS:
+            raise invalid_argument(f"metric_aggregations holds {name}, not an aggregation.")
+        if name not in names:
+            names.append(name)
+    return tuple(n for n in AGGREGATIONS if n in names)
 
 
 def _resolve_date_ranges(request: Message, today: date) -> tuple[DateWindow, ...]:

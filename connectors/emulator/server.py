@@ -22,12 +22,22 @@ from zoneinfo import ZoneInfo
 
 import grpc
 from google.analytics.data_v1beta.types import (
+    BatchRunReportsRequest,
+    BatchRunReportsResponse,
+    CheckCompatibilityRequest,
+    CheckCompatibilityResponse,
+    Compatibility,
+    DimensionCompatibility,
     DimensionHeader,
+    DimensionValue,
     GetMetadataRequest,
     Metadata,
+    MetricCompatibility,
     MetricHeader,
     MetricType,
+    MetricValue,
     ResponseMetaData,
+    Row,
     RunReportRequest,
     RunReportResponse,
 )
@@ -35,9 +45,12 @@ from google.analytics.data_v1beta.types import (
 from connectors.emulator.dataset import PropertyData
 from connectors.emulator.engine import PropertyEngine
 from connectors.emulator.errors import EmulatorError, invalid_argument
+from connectors.emulator.fields import DIMENSIONS, METRICS, resolve_field
+from connectors.emulator.filters import parse_filter
 from connectors.emulator.metadata import build_metadata
 from connectors.emulator.query import parse_property, parse_run_report
 from connectors.emulator.quota import QuotaLedger, QuotaLimits, request_cost
+from connectors.emulator.wire import varint
 from connectors.ga4_fields import STANDARD_FIELDS
 
 logger = logging.getLogger(__name__)
@@ -45,6 +58,8 @@ logger = logging.getLogger(__name__)
 SERVICE = "google.analytics.data.v1beta.BetaAnalyticsData"
 CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
 _METADATA_NAME = re.compile(r"^properties/([0-9]+)/metadata$")
+MAX_BATCH_REQUESTS = 5
+_BATCH_REPORTS_TAG = b"\x0a"  # BatchRunReportsResponse.reports = 1, length-delimited
 # GA answers metadata for property 0 with the fields common to all properties.
 _UNIVERSAL_PROPERTY = "0"
 
@@ -91,6 +106,7 @@ class EmulatorServer:
         self.options = options or EmulatorOptions()
         self._engines: dict[str, PropertyEngine] = {}
         self._metadata: dict[str, bytes] = {}
+        self._field_metadata = build_metadata(_UNIVERSAL_PROPERTY)
         self._quota = QuotaLedger(self.options.quota)
         self._server: grpc.Server | None = None
         self._address: str | None = None
@@ -170,6 +186,8 @@ class EmulatorServer:
             {
                 "RunReport": unary(self._run_report, RunReportRequest),
                 "GetMetadata": unary(self._get_metadata, GetMetadataRequest),
+                "BatchRunReports": unary(self._batch_run_reports, BatchRunReportsRequest),
+                "CheckCompatibility": unary(self._check_compatibility, CheckCompatibilityRequest),
             },
         )
 
@@ -204,6 +222,9 @@ class EmulatorServer:
                 MetricHeader(name=header, type_=MetricType[STANDARD_FIELDS[name].metric_type])
                 for header, name in zip(parsed.metric_headers, parsed.query.metrics, strict=True)
             ],
+            totals=_rows(report.aggregates.get("TOTAL", [])),
+            maximums=_rows(report.aggregates.get("MAXIMUM", [])),
+            minimums=_rows(report.aggregates.get("MINIMUM", [])),
             row_count=report.row_count,
             metadata=ResponseMetaData(
                 currency_code=data.currency_code,
@@ -225,6 +246,69 @@ class EmulatorServer:
         # Fields may arrive in any order on the wire, so the pre-encoded rows just follow.
         return RunReportResponse.serialize(response) + page
 
+    def _batch_run_reports(self, request: Any) -> bytes:
+        self._engine(parse_property(request.property))
+        if not request.requests:
+            raise invalid_argument("A batch needs at least one request.")
+        if len(request.requests) > MAX_BATCH_REQUESTS:
+            raise invalid_argument(
+                f"A batch takes at most {MAX_BATCH_REQUESTS} requests; "
+                f"this one has {len(request.requests)}."
+            )
+        parts = []
+        for index, report in enumerate(request.requests):
+            if report.property and report.property != request.property:
+                raise invalid_argument(
+                    f"requests[{index}].property is {report.property!r}, "
+                    f"not the batch's {request.property!r}."
+                )
+            report.property = request.property
+            try:
+                body = self._run_report(report)
+            except EmulatorError as error:
+                raise EmulatorError(error.code, f"requests[{index}]: {error.message}") from None
+            parts += [_BATCH_REPORTS_TAG, varint(len(body)), body]
+        tail = BatchRunReportsResponse(kind="analyticsData#batchRunReports")
+        return b"".join(parts) + BatchRunReportsResponse.serialize(tail)
+
+    def _check_compatibility(self, request: Any) -> bytes:
+        """Every computed field is compatible with every other; the rest with nothing."""
+        self._engine(parse_property(request.property))
+        requested = [(d.name, "dimension") for d in request.dimensions]
+        requested += [(m.name, "metric") for m in request.metrics]
+        answerable = True
+        for name, kind in requested:
+            try:
+                resolve_field(name, kind)
+            except EmulatorError as error:
+                if error.code != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                answerable = False
+        for kind in ("dimension", "metric"):
+            if request.HasField(f"{kind}_filter"):
+                parse_filter(getattr(request, f"{kind}_filter"), kind=kind, where=f"{kind}_filter")
+        wanted = request.compatibility_filter
+
+        def verdict(name: str, computed: dict) -> Compatibility | None:
+            ok = answerable and name in computed
+            value = Compatibility.COMPATIBLE if ok else Compatibility.INCOMPATIBLE
+            return value if wanted in (Compatibility.COMPATIBILITY_UNSPECIFIED, value) else None
+
+        metadata = self._field_metadata
+        response = CheckCompatibilityResponse(
+            dimension_compatibilities=[
+                DimensionCompatibility(dimension_metadata=field, compatibility=value)
+                for field in metadata.dimensions
+                if (value := verdict(field.api_name, DIMENSIONS)) is not None
+            ],
+            metric_compatibilities=[
+                MetricCompatibility(metric_metadata=field, compatibility=value)
+                for field in metadata.metrics
+                if (value := verdict(field.api_name, METRICS)) is not None
+            ],
+        )
+        return CheckCompatibilityResponse.serialize(response)
+
     def _get_metadata(self, request: Any) -> bytes:
         match = _METADATA_NAME.match(request.name)
         if match is None:
@@ -235,6 +319,16 @@ class EmulatorServer:
         if property_id != _UNIVERSAL_PROPERTY:
             self._engine(property_id)
         return self._metadata[property_id]
+
+
+def _rows(values: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[Row]:
+    return [
+        Row(
+            dimension_values=[DimensionValue(value=v) for v in dimensions],
+            metric_values=[MetricValue(value=v) for v in metrics],
+        )
+        for dimensions, metrics in values
+    ]
 
 
 def _aborting(behaviour: Callable[[Any], bytes]) -> Callable[[Any, grpc.ServicerContext], bytes]:

@@ -6,8 +6,10 @@ import grpc
 import pytest
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 from google.analytics.data_v1beta.types import (
-    DateRange,
+    CohortSpec,
+    Filter,
     FilterExpression,
+    MetricAggregation,
     OrderBy,
     RunReportRequest,
 )
@@ -19,8 +21,23 @@ INVALID = grpc.StatusCode.INVALID_ARGUMENT
 MONTH = ("2024-01-01", "2024-01-31")
 
 
-def _ranges(*ranges: tuple[str, str]) -> list[DateRange]:
-    return [DateRange(start_date=s, end_date=e) for s, e in ranges]
+def _metric_order(name: str) -> OrderBy:
+    return OrderBy(metric=OrderBy.MetricOrderBy(metric_name=name))
+
+
+def _in_list(field: str) -> FilterExpression:
+    return FilterExpression(
+        filter=Filter(field_name=field, in_list_filter=Filter.InListFilter(values=["x"]))
+    )
+
+
+def _regexp(field: str, pattern: str) -> FilterExpression:
+    match = Filter.StringFilter.MatchType.FULL_REGEXP
+    return FilterExpression(
+        filter=Filter(
+            field_name=field, string_filter=Filter.StringFilter(match_type=match, value=pattern)
+        )
+    )
 
 
 CASES = [
@@ -58,16 +75,57 @@ CASES = [
         grpc.StatusCode.PERMISSION_DENIED,
         "999",
     ),
-    # request parts the emulator does not evaluate yet must not be silently ignored
+    # orderBys, filters and aggregations that GA would refuse
     (
         request(["date"], ["sessions"], MONTH, order_bys=[OrderBy(desc=True)]),
-        grpc.StatusCode.UNIMPLEMENTED,
-        "order_bys",
+        INVALID,
+        "order_bys[0]",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, order_bys=[_metric_order("newUsers")]),
+        INVALID,
+        "newUsers",
     ),
     (
         request(["date"], ["sessions"], MONTH, dimension_filter=FilterExpression()),
-        grpc.StatusCode.UNIMPLEMENTED,
+        INVALID,
         "dimension_filter",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, dimension_filter=_in_list("sessions")),
+        INVALID,
+        "sessions",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, dimension_filter=_in_list("dateOfBirth")),
+        INVALID,
+        "dateOfBirth",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, dimension_filter=_in_list("country")),
+        grpc.StatusCode.UNIMPLEMENTED,
+        "country",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, metric_filter=_in_list("sessions")),
+        INVALID,
+        "numeric",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, dimension_filter=_regexp("firstUserSource", "(")),
+        INVALID,
+        "regexp",
+    ),
+    (
+        request(["date"], ["sessions"], MONTH, metric_aggregations=[MetricAggregation.COUNT]),
+        grpc.StatusCode.UNIMPLEMENTED,
+        "COUNT",
+    ),
+    # request parts the emulator does not evaluate yet must not be silently ignored
+    (
+        request(["date"], ["sessions"], MONTH, cohort_spec=CohortSpec()),
+        grpc.StatusCode.UNIMPLEMENTED,
+        "cohort",
     ),
     (
         request(["date"], ["sessions"], MONTH, currency_code="EUR"),
