@@ -2,8 +2,8 @@
 
 A 250,000-row page holds 3.25 million values; touching each one from Python costs seconds. So the
 page is serialised once (upb does that in C), and the values are located in the wire bytes with
-numpy, all rows at a time: every row has the same shape, one DimensionValue per dimension and
-one MetricValue per metric, so the scan advances one field per step across every row together.
+numpy, many rows at a time: every row has the same shape, one DimensionValue per dimension and
+one MetricValue per metric, so the scan advances one field per step across a block of rows.
 The values become Arrow string-view arrays pointing into those bytes, then ordinary string
 columns. Anything the scan does not expect (an unknown field, a missing value, an odd encoding)
 sends the page to the plain row walk, which is slower but reads whatever protobuf accepts.
@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from google.analytics.data_v1beta.types import MetricType
+from google.protobuf.message import Message
 
 from connectors.reports import DATE_DIMENSIONS, ReportDefinition, column_name
 
@@ -35,8 +36,9 @@ _METRIC_TAG = 0x12  # Row.metric_values = 2
 _DIMENSION_VALUE_TAG = 0x0A  # DimensionValue.value = 1
 _METRIC_VALUE_TAG = 0x22  # MetricValue.value = 4
 
-# Reads go up to 24 bytes past a row's end (a 16-byte load after 8 header bytes), so the
-# serialised page is padded rather than every load checked.
+# The scan's 8-byte loads reach up to 23 bytes past a row's end (a value's headers, then the
+# first 12 bytes of its text), so the page must have that many bytes after its last row: GA's
+# trailing metadata usually provides them, otherwise the page is padded.
 _PAD = 32
 # Rows scanned together: about half a megabyte of page, so it stays in cache across the fields.
 _BLOCK_ROWS = 4096
@@ -53,7 +55,7 @@ _SECOND_WORD_MASK = np.array(
 _LOW = np.uint64(0xFF)
 
 
-def decode_table(pb, report: ReportDefinition) -> pa.Table:
+def decode_table(pb: Message, report: ReportDefinition) -> pa.Table:
     """The page's rows as a typed table; `pb` is the protobuf under a `RunReportResponse`."""
     n_dims, n_mets = len(report.dimensions), len(report.metrics)
     texts = _scan_wire(pb, n_dims, n_mets)
@@ -91,7 +93,7 @@ def parse_ga_dates(values: pa.Array) -> pa.Array:
     return pc.cast(pc.strptime(cleaned, format="%Y%m%d", unit="s"), pa.date32())
 
 
-def walk_rows(pb, n_dims: int, n_mets: int) -> list[pa.Array]:
+def walk_rows(pb: Message, n_dims: int, n_mets: int) -> list[pa.Array]:
     """The value texts, dimensions then metrics, read row by row: slow, but reads anything."""
     rows = pb.rows
     dims = [[r.dimension_values[i].value for r in rows] for i in range(n_dims)]
@@ -99,7 +101,7 @@ def walk_rows(pb, n_dims: int, n_mets: int) -> list[pa.Array]:
     return [pa.array(values, pa.string()) for values in dims + mets]
 
 
-def _scan_wire(pb, n_dims: int, n_mets: int) -> list[pa.Array] | None:
+def _scan_wire(pb: Message, n_dims: int, n_mets: int) -> list[pa.Array] | None:
     """The value texts found in the serialised page, or None when its layout is unexpected."""
     if sys.byteorder != "little":  # string views are built as little-endian words
         return None
@@ -110,7 +112,6 @@ def _scan_wire(pb, n_dims: int, n_mets: int) -> list[pa.Array] | None:
     if spans is None or len(spans[0]) != len(pb.rows):
         return None
     position, row_end = spans
-    # GA's trailing metadata usually leaves room for the loads past the last row.
     last = int(row_end[-1]) if len(row_end) else 0
     padded = data if len(data) - last >= _PAD else data + bytes(_PAD)
     # Unaligned little-endian 8-byte loads at every byte offset, without copying.

@@ -292,3 +292,16 @@ def test_decode_page_keeps_metadata_and_quota() -> None:
     assert page.quota is not None
     assert page.quota.tokens_per_day_consumed == 7
     assert page.quota.tokens_per_hour_remaining == 4993
+
+
+@pytest.mark.parametrize("trailing", [0, 1, 20, 30, 31, 32, 33, 40])
+def test_last_row_near_the_end_of_the_page(trailing: int) -> None:
+    """Whatever follows the rows, the scan's loads past the last row stay inside the page."""
+    rows = [(["20240101", "20240101", "x" * 130, "", "y" * 12, "z" * 200], ["1"] * 7)] * 3
+    response = make_response(rows)
+    pb = RunReportResponse.pb(response)
+    pb.ClearField("metadata")
+    pb.kind = "k" * trailing
+    assert scanned(response, COHORT_ACTIVITY)
+    got = decode.decode_table(pb, COHORT_ACTIVITY)
+    assert got.equals(reference_table(response, COHORT_ACTIVITY))
