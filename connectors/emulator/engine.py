@@ -94,6 +94,10 @@ class Report:
     def row_count(self) -> int:
         return self._table.num_rows
 
+    @property
+    def nbytes(self) -> int:
+        return self._table.nbytes
+
     def page(self, offset: int, limit: int) -> bytes:
         """Serialized ``rows`` entries for rows ``offset`` .. ``offset + limit``."""
         first = min(offset, self.row_count)
@@ -118,11 +122,17 @@ class Report:
 
 
 class _ResultCache:
-    """A small time- and size-bounded map from queries to computed reports."""
+    """A small map from queries to computed reports, bounded in age, entries and bytes.
 
-    def __init__(self, *, seconds: float, entries: int, clock: Callable[[], float]) -> None:
+    The byte bound counts result tables; their encoded blocks take about as much again.
+    """
+
+    def __init__(
+        self, *, seconds: float, entries: int, max_bytes: int, clock: Callable[[], float]
+    ) -> None:
         self._seconds = seconds
         self._entries = entries
+        self._max_bytes = max_bytes
         self._clock = clock
         self._items: OrderedDict[ReportQuery, tuple[float, Report]] = OrderedDict()
         self._lock = threading.Lock()
@@ -145,7 +155,11 @@ class _ResultCache:
         with self._lock:
             self._items[query] = (self._clock(), report)
             self._items.move_to_end(query)
-            while len(self._items) > self._entries:
+            # The newest entry stays even when it alone exceeds the byte bound: its pages follow.
+            while len(self._items) > 1 and (
+                len(self._items) > self._entries
+                or sum(r.nbytes for _, r in self._items.values()) > self._max_bytes
+            ):
                 self._items.popitem(last=False)
 
 
@@ -158,6 +172,7 @@ class PropertyEngine:
         *,
         cache_seconds: float = 300.0,
         cache_entries: int = 16,
+        cache_bytes: int = 512 * 2**20,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data = data
@@ -183,7 +198,9 @@ class PropertyEngine:
             fact_count,
             monotonic() - started,
         )
-        self._cache = _ResultCache(seconds=cache_seconds, entries=cache_entries, clock=monotonic)
+        self._cache = _ResultCache(
+            seconds=cache_seconds, entries=cache_entries, max_bytes=cache_bytes, clock=monotonic
+        )
         self._monotonic = monotonic
 
     def close(self) -> None:

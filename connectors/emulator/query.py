@@ -75,7 +75,6 @@ class ReportQuery:
 class ParsedRequest:
     """A checked request: the query, the names to answer under, and the page wanted."""
 
-    property_id: str
     query: ReportQuery
     dimension_headers: tuple[str, ...]
     metric_headers: tuple[str, ...]
@@ -105,7 +104,7 @@ def parse_run_report(
     max_rows: int,
 ) -> ParsedRequest:
     """Check a RunReportRequest protobuf the way GA does and resolve its relative dates."""
-    property_id = parse_property(request.property)
+    parse_property(request.property)
     for field_name, what in _UNSUPPORTED_PARTS:
         if request.HasField(field_name):
             raise unimplemented(f"The emulator does not evaluate {what} ({field_name}) yet.")
@@ -149,7 +148,6 @@ def parse_run_report(
     if len(date_ranges) > 1:
         headers = (*headers, DATE_RANGE_DIMENSION)
     return ParsedRequest(
-        property_id=property_id,
         query=ReportQuery(
             dimensions=dimensions,
             metrics=metrics,

@@ -81,6 +81,7 @@ class EmulatorOptions:
     default_limit: int = 10_000
     result_cache_seconds: float = 300.0
     result_cache_entries: int = 16
+    result_cache_bytes: int = 512 * 2**20  # per property
     max_workers: int = 8
     quota: QuotaLimits = field(default_factory=QuotaLimits)
     clock: Callable[[], datetime] = _utc_now
@@ -129,6 +130,7 @@ class EmulatorServer:
                 data,
                 cache_seconds=options.result_cache_seconds,
                 cache_entries=options.result_cache_entries,
+                cache_bytes=options.result_cache_bytes,
             )
         for property_id in (*self._engines, _UNIVERSAL_PROPERTY):
             self._metadata[property_id] = Metadata.serialize(build_metadata(property_id))

@@ -8,6 +8,7 @@ string kernels. A page of a report is then one slice of a buffer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,7 +55,9 @@ class EncodedRows:
         return memoryview(self.data)[int(self.offsets[first]) : int(self.offsets[last])]
 
 
-def _prefixed(values: pa.Array | pa.ChunkedArray, prefix_of_length) -> list[pa.Array]:
+def _prefixed(
+    values: pa.Array | pa.ChunkedArray, prefix_of_length: Callable[[int], bytes]
+) -> list[pa.Array]:
     """``values`` as binary plus, per row, the prefix its byte length calls for."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
@@ -67,7 +70,7 @@ def _prefixed(values: pa.Array | pa.ChunkedArray, prefix_of_length) -> list[pa.A
     return [table.take(lengths), binary]
 
 
-def _value_prefix(row_tag: int, value_tag: int):
+def _value_prefix(row_tag: int, value_tag: int) -> Callable[[int], bytes]:
     def prefix(length: int) -> bytes:
         inner = bytes([value_tag]) + varint(length)
         return bytes([row_tag]) + varint(len(inner) + length) + inner

@@ -70,3 +70,12 @@ def test_the_cache_keeps_only_the_latest_entries(small_property: PropertyData) -
     engine.report(ReportQuery(("yearMonth",), ("newUsers",), QUERY.date_ranges, False))
     assert engine.report(QUERY) is not first
     engine.close()
+
+
+def test_the_cache_keeps_within_its_byte_budget(small_property: PropertyData) -> None:
+    engine = PropertyEngine(small_property, cache_bytes=1)
+    first = engine.report(QUERY)
+    assert engine.report(QUERY) is first  # the newest entry stays even when over budget
+    engine.report(ReportQuery(("yearMonth",), ("newUsers",), QUERY.date_ranges, False))
+    assert engine.report(QUERY) is not first
+    engine.close()

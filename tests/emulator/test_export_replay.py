@@ -23,18 +23,18 @@ from connectors.emulator.dataset import PropertyData
 from connectors.emulator.export_replay import load_export
 from connectors.emulator.server import EmulatorServer
 from connectors.reports import ACQUISITION
+from tests.conftest import EXPORT_SAMPLE
 from tests.emulator.support import make_client, request, rows
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-SAMPLE = SHARED_DATA / "ga4-export-sample" / "events.parquet"
 PROPERTY = "300003"
 WHOLE_FILE = ("2019-01-01", "2021-01-31")
 
 
 @pytest.fixture(scope="module")
 def sample() -> Path:
-    assert SAMPLE.is_file(), f"the real GA4 export sample is missing: {SAMPLE}"
-    return SAMPLE
+    # Missing data must fail the suite, never skip it.
+    assert EXPORT_SAMPLE.is_file(), f"the real GA4 export sample is missing: {EXPORT_SAMPLE}"
+    return EXPORT_SAMPLE
 
 
 @pytest.fixture(scope="module")

@@ -20,20 +20,16 @@ from connectors.emulator.dataset import PropertyData
 from connectors.emulator.generated import LONG_CAMPAIGN
 from connectors.emulator.server import EmulatorOptions, EmulatorServer
 from connectors.ga4_fields import STANDARD_FIELDS
-from connectors.reports import ACQUISITION, COHORT_ACTIVITY, FIRST_USER_DIMENSIONS
+from connectors.reports import (
+    ACQUISITION,
+    COHORT_ACTIVITY,
+    FIRST_USER_DIMENSIONS,
+    column_name,
+)
 from tests.emulator.support import fetch_all, make_client, request, rows
 
 MONTH = ("2024-11-01", "2024-11-30")
 _DECIMAL_TEXT = re.compile(r"^-?[0-9]+(\.[0-9]{1,6})?$")
-_COLUMN = {
-    "totalRevenue": "total_revenue",
-    "purchaseRevenue": "purchase_revenue",
-    "transactions": "transactions",
-    "ecommercePurchases": "ecommerce_purchases",
-    "sessions": "sessions",
-    "screenPageViews": "screen_page_views",
-    "userEngagementDuration": "user_engagement_duration",
-}
 
 
 def _ga_date(day: date) -> str:
@@ -96,7 +92,7 @@ def test_cohort_activity_report_matches_activity_table(
         key = (_ga_date(fact["date"]), *_first_user(users[fact["user_key"]]))
         group = sums.setdefault(key, dict.fromkeys(COHORT_ACTIVITY.metrics, 0))
         for metric in COHORT_ACTIVITY.metrics:
-            value = fact[_COLUMN[metric]]
+            value = fact[column_name(metric)]
             if isinstance(value, float):
                 value = Decimal(repr(value)).quantize(Decimal("0.000001"))
             group[metric] += value
