@@ -1,8 +1,8 @@
 """Pull GA4 reports page by page as typed Arrow tables.
 
-Each page is decoded from the protobuf message under the client's proto-plus wrapper, column by
-column, and typed by the metric types GA declares in the response headers; the caller streams
-pages to disk so a year of history never sits in Python lists.
+Each page is decoded straight from its wire bytes into typed Arrow columns (see `decode.py`),
+typed by the metric types GA declares in the response headers; the caller streams pages to disk
+so a year of history never sits in Python lists.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MAX_PAGE_ROWS = 250_000
 MAX_DIMENSIONS = 9
 MAX_METRICS = 10
-OTHER_ROW_VALUE = "(other)"
 
 # Older names GA still answers to, resolved against the property's metadata before use.
 FIELD_ALIASES = {
@@ -51,9 +50,6 @@ FIELD_ALIASES = {
 
 _PROPERTY_ID = re.compile(r"^(?:properties/)?(\d{1,20})$")
 _MEASUREMENT_ID = re.compile(r"^G-[A-Z0-9]+$", re.IGNORECASE)
-
-# Declared metric type -> Arrow type. Currency stays fractional: never text, never an integer.
-_METRIC_ARROW_TYPES = {"TYPE_INTEGER": pa.int64()}
 
 _TRANSIENT = if_exception_type(
     gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError
