@@ -18,8 +18,11 @@ ga_ltv_services() {
     folder=$(mktemp -d /tmp/ga-ltv-ci-pg.XXXXXX)
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(16))')
+    local old_umask
+    old_umask=$(umask)
     umask 077
     printf '%s\n' "$password" >"$folder/pwfile"
+    umask "$old_umask"
     local run=()
     if [ "$(id -u)" = 0 ]; then
         chown -R postgres: "$folder"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult, materialize
 
 from pipelines.definitions import REFRESH_JOB, build_definitions
 from pipelines.publishing import PUBLISHING_ASSETS
@@ -18,7 +18,10 @@ KEYS = [AssetKey(name) for name in ("publish_postgres", "ltv_extracts", "ltv_rep
 READER_PASSWORD = "Fake-Reader-Pass-Gecko-5521"
 
 
-def _run(db: Path, tmp_path: Path, publishing: PublishingResource | None = None):
+def _run(
+    db: Path, tmp_path: Path, publishing: PublishingResource | None = None
+) -> tuple[ExecuteInProcessResult, str]:
+    """Materialize the publishing assets; the result and every event of the run as text."""
     instance = DagsterInstance.ephemeral()
     result = materialize(
         PUBLISHING_ASSETS,
@@ -33,7 +36,7 @@ def _run(db: Path, tmp_path: Path, publishing: PublishingResource | None = None)
     return result, logs
 
 
-def _metadata(result, key: AssetKey) -> dict[str, object]:
+def _metadata(result: ExecuteInProcessResult, key: AssetKey) -> dict[str, object]:
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == key]
     return {k: v.value for k, v in event.materialization.metadata.items()}
 

@@ -141,7 +141,7 @@ def test_refresh_swaps_atomically_under_a_reader(
         thread.join()
     assert errors == []
     assert set(seen) <= versions, "a reader saw a mix of two versions"
-    assert len(seen) > 10
+    assert set(seen) == versions  # it did read across the swaps
     with pg.connect() as conn:
         assert tuple(int(v) for v in conn.execute(_FINGERPRINT).fetchone()) == (
             _duckdb_fingerprint(warehouse_v1)
