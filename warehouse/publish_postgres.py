@@ -2,7 +2,9 @@
 
 Every refresh loads the tables under temporary names and swaps them in within one transaction,
 so a dashboard reading the schema sees the previous version or the new one, never half a copy
-or a mix of both. A read-only role, if configured, gets ``SELECT`` on exactly these tables.
+or a mix of both. (A reader inside a REPEATABLE READ transaction that began before the swap
+would see the new tables empty, as with any table rewrite; Looker Studio's single statements
+are unaffected.) A read-only role, if configured, gets ``SELECT`` on exactly these tables.
 
 The password (in ``GA_LTV_PG_PASSWORD`` or inside ``GA_LTV_PG_DSN``) is kept out of reprs,
 logs and errors: psycopg's messages are scrubbed of it and re-raised without their chain.
@@ -128,6 +130,8 @@ class PostgresTarget:
 
 @dataclass(frozen=True)
 class PublishResult:
+    """What one publish did, safe to log and to put in Dagster metadata."""
+
     target: str
     schema: str
     rows: dict[str, int]
@@ -277,6 +281,8 @@ def _swap(
             time.sleep(_SWAP_RETRY_SECONDS)
     if attempts > 1:
         logger.info("swap waited for readers: %d attempts", attempts)
+    # TODO(views): a view built on a published table makes this drop fail and the publish roll
+    # back; swapping whole schemas by rename would allow views, at the cost of re-granting.
     for table in tables:
         final = sql.Identifier(target.schema, table)
         if table in existing:
@@ -328,6 +334,8 @@ def scram_verifier(password: str | None) -> str:
     Sending the verifier instead of the password keeps the plain text out of the server's
     statement log, which records a failed ``alter role ... password`` verbatim.
     """
+    # TODO(saslprep): NFKC covers SASLprep for common passwords, not its prohibited-character
+    # rules; PostgreSQL falls back to the raw bytes there, so such a password would not match.
     normalized = unicodedata.normalize("NFKC", password or "").encode("utf-8")
     salt = secrets.token_bytes(16)
     salted = hashlib.pbkdf2_hmac("sha256", normalized, salt, _SCRAM_ITERATIONS)
