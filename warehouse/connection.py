@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 _LOCK_POLL_SECONDS = 0.05
+# How long to wait for a program that opened the file without our lock file.
+FOREIGN_LOCK_TIMEOUT_SECONDS = 60.0
 # A DuckDB file starts with an 8-byte checksum followed by this magic.
 _DUCKDB_MAGIC = b"DUCK"
 _MAGIC_OFFSET = 8
@@ -154,14 +156,31 @@ def _check_is_duckdb(path: Path) -> None:
         raise CorruptWarehouseError(_corrupt_message(path))
 
 
-def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Connect, turning DuckDB's open errors into ones that name the file and a way out."""
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        if "not a valid DuckDB database" in str(exc):
-            raise CorruptWarehouseError(_corrupt_message(path)) from exc
-        raise WarehouseError(f"could not open warehouse database {path}: {exc}") from exc
+def _connect(
+    path: Path, *, read_only: bool, timeout: float = FOREIGN_LOCK_TIMEOUT_SECONDS
+) -> duckdb.DuckDBPyConnection:
+    """Connect, turning DuckDB's open errors into ones that name the file and a way out.
+
+    A process outside this protocol (an analyst's SQL client, say) may hold DuckDB's own file
+    lock; a load waits for it to let go rather than failing at once.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if "not a valid DuckDB database" in str(exc):
+                raise CorruptWarehouseError(_corrupt_message(path)) from exc
+            if "Could not set lock" in str(exc) and time.monotonic() < deadline:
+                time.sleep(_LOCK_POLL_SECONDS * 4)
+                continue
+            hint = (
+                " Another program has the file open (close it, or open it read-only only "
+                "between loads)."
+                if "Could not set lock" in str(exc)
+                else ""
+            )
+            raise WarehouseError(f"could not open warehouse database {path}: {exc}{hint}") from exc
 
 
 def _corrupt_message(path: Path) -> str:

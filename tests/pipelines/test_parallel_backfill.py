@@ -23,6 +23,7 @@ from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from pipelines.runner import backfill
 from pipelines.settings import PropertySettings, Settings
+from warehouse.connection import WarehouseLockTimeout, reader
 
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 PROPERTIES = {"700001": ("America/New_York", "USD"), "700002": ("Asia/Tokyo", "JPY")}
@@ -133,11 +134,11 @@ def test_killed_backfill_resumes_to_the_same_tables(emulator: str, tmp_path: Pat
 
 
 def _loads(db_path: Path) -> int:
-    """Report partitions landed so far, read without taking the writer's lock."""
+    """Report partitions landed so far, read under the warehouse's shared lock."""
     if not db_path.exists():
         return 0
     try:
-        with duckdb.connect(str(db_path), read_only=True) as con:
+        with reader(db_path, lock_timeout=1.0) as con:
             return con.execute("select count(*) from raw.ga_loads").fetchone()[0]
-    except duckdb.Error:
-        return 0  # the writer holds the file; ask again
+    except (WarehouseLockTimeout, duckdb.CatalogException):
+        return 0  # busy, or the schema is not there yet; ask again

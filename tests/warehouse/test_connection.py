@@ -91,3 +91,28 @@ def test_quote_identifier_refuses_anything_but_plain_names(name: str) -> None:
 
 def test_quote_identifier_quotes_plain_names() -> None:
     assert quote_identifier("ltv_by_channel") == '"ltv_by_channel"'
+
+
+def test_writer_waits_for_a_program_outside_the_lock_protocol(db: Path) -> None:
+    """An analyst's SQL client holding DuckDB's own lock delays a load instead of failing it."""
+    import subprocess
+    import sys
+    import time
+
+    with writer(db) as con:
+        con.execute("create table t as select 1 as x")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+         " time.sleep(1.5)", str(db)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    with writer(db) as con:
+        con.execute("insert into t values (2)")
+    waited = time.monotonic() - started
+    holder.wait()
+    assert waited > 0.5
+    with reader(db) as con:
+        assert con.execute("select count(*) from t").fetchone() == (2,)
