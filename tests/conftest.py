@@ -23,7 +23,11 @@ def export_sample() -> Path:
 
 @pytest.fixture(autouse=True)
 def clean_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never pick up a developer's GA_LTV_* settings or Dagster home."""
+    """Tests never pick up a developer's GA_LTV_* settings or Dagster home.
+
+    GA_LTV_TEST_* variables stay: they point the tests at services CI started for them.
+    """
     for name in list(os.environ):
-        if name.startswith("GA_LTV_") or name == "DAGSTER_HOME":
+        is_setting = name.startswith("GA_LTV_") and not name.startswith("GA_LTV_TEST_")
+        if is_setting or name == "DAGSTER_HOME":
             monkeypatch.delenv(name)
