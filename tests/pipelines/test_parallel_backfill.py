@@ -6,10 +6,8 @@ a run in its own worker process, all writing the same DuckDB file.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -23,7 +21,7 @@ from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from pipelines.runner import backfill
 from pipelines.settings import PropertySettings, Settings
-from warehouse.connection import WarehouseLockTimeout, reader
+from tests.pipelines.support import cli_env, cli_run_command, loads_landed, marts
 
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 PROPERTIES = {"700001": ("America/New_York", "USD"), "700002": ("Asia/Tokyo", "JPY")}
@@ -55,21 +53,6 @@ def _settings(address: str, folder: Path) -> Settings:
         spool_dir=folder / "spool",
         start_month=MONTHS[0],
     )
-
-
-def _marts(db_path: Path) -> dict[str, list[tuple]]:
-    with duckdb.connect(str(db_path), read_only=True) as con:
-        return {
-            table: con.execute(
-                f"select * from marts.{table} order by all"  # noqa: S608 - fixed names
-            ).fetchall()
-            for table in ("ltv_monthly", "ltv_summary")
-            if con.execute(
-                "select count(*) from information_schema.tables "
-                "where table_schema = 'marts' and table_name = ?",
-                [table],
-            ).fetchone()[0]
-        }
 
 
 def test_two_properties_twelve_months_four_at_once(emulator: str, tmp_path: Path) -> None:
@@ -104,41 +87,22 @@ def test_killed_backfill_resumes_to_the_same_tables(emulator: str, tmp_path: Pat
         backfill(reference, months=MONTHS, instance=instance)
 
     interrupted = _settings(emulator, tmp_path / "interrupted")
-    env = {
-        **os.environ,
-        "GA_LTV_EMULATOR": emulator,
-        "GA_LTV_PROPERTIES": ",".join(PROPERTIES),
-        "GA_LTV_DUCKDB": str(interrupted.duckdb_path),
-        "GA_LTV_SPOOL_DIR": str(interrupted.spool_dir),
-        "GA_LTV_START_MONTH": MONTHS[0],
-    }
-    command = [sys.executable, "-m", "pipelines.cli", "run", "--start", MONTHS[0],
-               "--end", MONTHS[-1]]  # fmt: skip
+    env = cli_env(emulator, PROPERTIES, tmp_path / "interrupted", MONTHS[0])
+    command = cli_run_command(MONTHS[0], MONTHS[-1])
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 120
     try:
-        while time.monotonic() < deadline and _loads(interrupted.duckdb_path) < 6:
+        while time.monotonic() < deadline and loads_landed(interrupted.duckdb_path) < 6:
             time.sleep(0.05)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    landed_before = _loads(interrupted.duckdb_path)
+    landed_before = loads_landed(interrupted.duckdb_path)
     assert 6 <= landed_before < 48, "the kill must land halfway through the backfill"
 
     with DagsterInstance.ephemeral() as instance:
         resumed = backfill(interrupted, months=MONTHS, instance=instance)
     assert len(resumed.skipped) >= landed_before // 2 - 1
     assert len(resumed.skipped) + len(resumed.landed) == 24
-    assert _marts(interrupted.duckdb_path) == _marts(reference.duckdb_path)
-
-
-def _loads(db_path: Path) -> int:
-    """Report partitions landed so far, read under the warehouse's shared lock."""
-    if not db_path.exists():
-        return 0
-    try:
-        with reader(db_path, lock_timeout=1.0) as con:
-            return con.execute("select count(*) from raw.ga_loads").fetchone()[0]
-    except (WarehouseLockTimeout, duckdb.CatalogException):
-        return 0  # busy, or the schema is not there yet; ask again
+    assert marts(interrupted.duckdb_path) == marts(reference.duckdb_path)
