@@ -15,6 +15,7 @@ from dagster import DagsterInstance
 
 from connectors.errors import Ga4Error
 from pipelines.partitions import MONTH_FORMAT, add_months
+from pipelines.resources import PublishingResource
 from pipelines.runner import BackfillError, backfill
 from pipelines.settings import (
     EMBEDDED_MONTHS,
@@ -57,6 +58,10 @@ def _print_summary(db_path: Path) -> None:
             f"{row['currency_code']}"
         )
     print(f"\nDuckDB file: {db_path}")
+    report_folder = PublishingResource().report_path(db_path)
+    reports = sorted(report_folder.glob("*/ltv_report.html")) if report_folder else []
+    if reports:
+        print(f"HTML report: {reports[-1]}")
     print(
         "Tables: marts.ltv_monthly, marts.ltv_by_channel, marts.ltv_by_source, "
         "marts.ltv_by_medium, marts.ltv_by_campaign"

@@ -29,7 +29,9 @@ def build_definitions(settings: Settings) -> Definitions:
         RAW_JOB, selection=raw_assets, description="Land one property-month of GA4 reports."
     )
     ltv_job = define_asset_job(
-        LTV_JOB, selection=[ltv], description="Rebuild the LTV marts from all loaded months."
+        LTV_JOB,
+        selection=[ltv, *PUBLISHING_ASSETS],
+        description="Rebuild the LTV marts from all loaded months, then publish them.",
     )
     return Definitions(
         assets=[*raw_assets, ltv, *PUBLISHING_ASSETS],
