@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from connectors.emulator.export_replay import ExportFileError
 from connectors.errors import Ga4Error
 from pipelines.partitions import MONTH_FORMAT, add_months
 from pipelines.resources import PublishingResource
@@ -26,6 +27,7 @@ from pipelines.settings import (
     check_month,
     load_settings,
 )
+from warehouse.checks import load_states
 from warehouse.summary import channel_summary
 
 log = logging.getLogger("ga_ltv")
@@ -59,9 +61,11 @@ def _print_summary(db_path: Path) -> None:
         )
     print(f"\nDuckDB file: {db_path}")
     report_folder = PublishingResource().report_path(db_path)
-    reports = sorted(report_folder.glob("*/ltv_report.html")) if report_folder else []
-    if reports:
-        print(f"HTML report: {reports[-1]}")
+    last_month = max((state.month for state in load_states(db_path)), default=None)
+    if report_folder and last_month:
+        report = report_folder / last_month / "ltv_report.html"
+        if report.is_file():
+            print(f"HTML report: {report}")
     print(
         "Tables: marts.ltv_monthly, marts.ltv_by_channel, marts.ltv_by_source, "
         "marts.ltv_by_medium, marts.ltv_by_campaign"
@@ -93,19 +97,24 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _print_summary(settings.duckdb_path)
 
 
+def _backfill_and_summarise(
+    settings: Settings, months: list[str], args: argparse.Namespace
+) -> None:
+    with _instance() as instance:
+        backfill(
+            settings, months=months, instance=instance, parallel=args.parallel, force=args.force
+        )
+    _print_summary(settings.duckdb_path)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     months = _months(args.start, args.end)
     settings = load_settings()
     if args.duckdb:
         settings = replace(settings, duckdb_path=args.duckdb)
     if not args.export:
-        settings = replace(settings, start_month=min(months[0], settings.start_month or months[0]))
-        with _instance() as instance:
-            backfill(
-                settings, months=months, instance=instance, parallel=args.parallel,
-                force=args.force,
-            )  # fmt: skip
-        _print_summary(settings.duckdb_path)
+        start = min(months[0], settings.start_month or months[0])
+        _backfill_and_summarise(replace(settings, start_month=start), months, args)
         return
     from connectors.emulator.export_replay import load_export
     from connectors.emulator.server import EmulatorServer
@@ -123,12 +132,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             emulator=server.address,
             start_month=months[0],
         )
-        with _instance() as instance:
-            backfill(
-                settings, months=months, instance=instance, parallel=args.parallel,
-                force=args.force,
-            )  # fmt: skip
-    _print_summary(settings.duckdb_path)
+        _backfill_and_summarise(settings, months, args)
 
 
 def cmd_emulator_serve(args: argparse.Namespace) -> None:
@@ -218,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.func(args)
-    except (SettingsError, Ga4Error, BackfillError) as exc:
+    except (SettingsError, Ga4Error, BackfillError, ExportFileError) as exc:
         print(f"ga-ltv: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -17,6 +17,8 @@ import duckdb
 import pyarrow as pa
 
 from connectors.emulator.dataset import PropertyData
+from connectors.emulator.fields import METRICS
+from connectors.emulator.other_row import DEFAULT_ROWS_PER_DAY, fold_overflow
 from connectors.emulator.query import ReportQuery
 from connectors.emulator.report_sql import ReportSql
 from connectors.emulator.wire import EncodedRows, encode_rows
@@ -83,10 +85,13 @@ class Report:
         table: pa.Table,
         dimension_count: int,
         aggregates: dict[str, list[AggregateRow]] | None = None,
+        *,
+        data_loss_from_other_row: bool = False,
     ) -> None:
         self._table = table
         self._dimension_count = dimension_count
         self.aggregates = aggregates or {}
+        self.data_loss_from_other_row = data_loss_from_other_row
         self._blocks: dict[int, EncodedRows] = {}
         self._lock = threading.Lock()
 
@@ -173,9 +178,11 @@ class PropertyEngine:
         cache_seconds: float = 300.0,
         cache_entries: int = 16,
         cache_bytes: int = 512 * 2**20,
+        other_row_limit: int = DEFAULT_ROWS_PER_DAY,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.data = data
+        self._other_row_limit = other_row_limit
         self._connection = duckdb.connect(":memory:")
         started = monotonic()
         self._connection.register("source_users", data.users)
@@ -226,7 +233,13 @@ class PropertyEngine:
             }
         finally:
             cursor.close()
-        report = Report(table, len(plan.dims), aggregates)
+        table, folded = fold_overflow(
+            table,
+            dimension_count=len(plan.dims),
+            decimal_metrics=[METRICS[name].is_decimal for name in query.metrics],
+            limit=self._other_row_limit,
+        )
+        report = Report(table, len(plan.dims), aggregates, data_loss_from_other_row=folded)
         self._cache.put(query, report)
         logger.debug(
             "property %s: %d rows for %s x %s in %.3f s",

@@ -143,6 +143,10 @@ select user_pseudo_id as user_key,
 """
 
 
+class ExportFileError(ValueError):
+    """An export file is missing, unreadable, or not in the GA4 export schema."""
+
+
 def load_export(
     paths: Sequence[Path],
     *,
@@ -157,7 +161,7 @@ def load_export(
         raise ValueError("load_export needs at least one export file")
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
-        raise FileNotFoundError(f"export files not found: {', '.join(missing)}")
+        raise ExportFileError(f"GA4 export files not found: {', '.join(missing)}")
     connection = duckdb.connect(":memory:")
     try:
         for macro in _PARAM_MACROS:
@@ -166,8 +170,18 @@ def load_export(
         users = connection.sql(_USERS, params={"time_zone": time_zone}).to_arrow_table()
         activity = connection.sql(_ACTIVITY).to_arrow_table()
         event_count = connection.execute("select count(*) from events").fetchone()[0]
+    except duckdb.Error as exc:
+        raise ExportFileError(
+            f"{', '.join(map(str, files))} cannot be read as a GA4 BigQuery export (Parquet or "
+            f"newline-delimited JSON in the export's nested schema): {exc}"
+        ) from None
     finally:
         connection.close()
+    if event_count == 0:
+        raise ExportFileError(
+            f"{', '.join(map(str, files))} holds no GA4 events (no row has a user_pseudo_id); "
+            "is it a GA4 BigQuery export?"
+        )
     users = _with_channels(users)
     logger.info(
         "export replay for property %s: %d files, %d events, %d users (%d without first "

@@ -45,11 +45,18 @@ from google.analytics.data_v1beta.types import (
 from connectors.emulator.dataset import PropertyData
 from connectors.emulator.engine import PropertyEngine
 from connectors.emulator.errors import EmulatorError, invalid_argument
+from connectors.emulator.faults import FaultInjector, FaultOptions
 from connectors.emulator.fields import DIMENSIONS, METRICS, resolve_field
 from connectors.emulator.filters import parse_filter
 from connectors.emulator.metadata import build_metadata
+from connectors.emulator.other_row import DEFAULT_ROWS_PER_DAY
 from connectors.emulator.query import parse_property, parse_run_report
-from connectors.emulator.quota import QuotaLedger, QuotaLimits, request_cost
+from connectors.emulator.quota import (
+    CONCURRENT_EXHAUSTED,
+    QuotaLedger,
+    QuotaLimits,
+    request_cost,
+)
 from connectors.emulator.wire import varint
 from connectors.ga4_fields import STANDARD_FIELDS
 
@@ -73,8 +80,8 @@ class EmulatorOptions:
     """Server behaviour beyond the data itself.
 
     ``clock`` is what "today" and quota windows are computed from; tests pin it.
-    TODO(emulator realism): the "(other)" row limit per day and fault injection come next and
-    belong here as further fields.
+    ``other_row_limit`` is the most distinct rows a report keeps before the rest become one
+    "(other)" row (GA's 50,000 a day); ``faults`` injects errors, latency and short pages.
     """
 
     max_rows_per_page: int = 250_000
@@ -85,6 +92,8 @@ class EmulatorOptions:
     max_workers: int = 8
     quota: QuotaLimits = field(default_factory=QuotaLimits)
     clock: Callable[[], datetime] = _utc_now
+    other_row_limit: int = DEFAULT_ROWS_PER_DAY
+    faults: FaultOptions = field(default_factory=FaultOptions)
 
 
 class EmulatorServer:
@@ -109,6 +118,7 @@ class EmulatorServer:
         self._metadata: dict[str, bytes] = {}
         self._field_metadata = build_metadata(_UNIVERSAL_PROPERTY)
         self._quota = QuotaLedger(self.options.quota)
+        self.faults = FaultInjector(self.options.faults)
         self._server: grpc.Server | None = None
         self._address: str | None = None
         self._stopped = threading.Event()
@@ -131,6 +141,7 @@ class EmulatorServer:
                 cache_seconds=options.result_cache_seconds,
                 cache_entries=options.result_cache_entries,
                 cache_bytes=options.result_cache_bytes,
+                other_row_limit=options.other_row_limit,
             )
         for property_id in (*self._engines, _UNIVERSAL_PROPERTY):
             self._metadata[property_id] = Metadata.serialize(build_metadata(property_id))
@@ -205,8 +216,15 @@ class EmulatorServer:
 
     def _run_report(self, request: Any) -> bytes:
         engine = self._engine(parse_property(request.property))
+        with self._quota.in_flight(engine.data.property_id):
+            return self._answer_report(engine, request)
+
+    def _answer_report(self, engine: PropertyEngine, request: Any) -> bytes:
+        """One RunReport while it holds a concurrent-request slot: quota, faults, then rows."""
         data = engine.data
         now = self.options.clock()
+        self._quota.admit(data.property_id, now)
+        number = self.faults.before_report(CONCURRENT_EXHAUSTED)
         parsed = parse_run_report(
             request,
             today=now.astimezone(ZoneInfo(data.time_zone)).date(),
@@ -214,8 +232,10 @@ class EmulatorServer:
             max_rows=self.options.max_rows_per_page,
         )
         report = engine.report(parsed.query)
-        page = report.page(parsed.offset, parsed.limit)
-        returned = max(0, min(parsed.limit, report.row_count - parsed.offset))
+        returned = self.faults.page_rows(
+            number, max(0, min(parsed.limit, report.row_count - parsed.offset))
+        )
+        page = report.page(parsed.offset, returned)
         tokens = request_cost(returned)
         quota = self._quota.charge(data.property_id, tokens, now)
         response = RunReportResponse(
@@ -231,7 +251,7 @@ class EmulatorServer:
             metadata=ResponseMetaData(
                 currency_code=data.currency_code,
                 time_zone=data.time_zone,
-                data_loss_from_other_row=False,
+                data_loss_from_other_row=report.data_loss_from_other_row,
                 subject_to_thresholding=False,
             ),
             property_quota=quota if parsed.return_property_quota else None,
@@ -245,6 +265,7 @@ class EmulatorServer:
             report.row_count,
             tokens,
         )
+        self.faults.after_report(number)
         # Fields may arrive in any order on the wire, so the pre-encoded rows just follow.
         return RunReportResponse.serialize(response) + page
 

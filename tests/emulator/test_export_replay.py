@@ -20,7 +20,7 @@ import pytest
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 
 from connectors.emulator.dataset import PropertyData
-from connectors.emulator.export_replay import load_export
+from connectors.emulator.export_replay import ExportFileError, load_export
 from connectors.emulator.server import EmulatorServer
 from connectors.reports import ACQUISITION
 from tests.conftest import EXPORT_SAMPLE
@@ -331,7 +331,21 @@ def test_hand_made_ndjson_export(tmp_path: Path) -> None:
 
 
 def test_missing_files_are_reported(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"nowhere\.parquet"):
+    with pytest.raises(ExportFileError, match=r"not found: .*nowhere\.parquet"):
         load_export([tmp_path / "nowhere.parquet"], property_id="1")
     with pytest.raises(ValueError, match="at least one"):
         load_export([], property_id="1")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"event_date": "2021', "cannot be read as a GA4 BigQuery export"),
+        ('{"a": 1}\n', "holds no GA4 events"),
+    ],
+)
+def test_files_that_are_not_exports_are_refused(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "events.json"
+    path.write_text(content)
+    with pytest.raises(ExportFileError, match=message):
+        load_export([path], property_id="1")
