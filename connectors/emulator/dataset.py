@@ -39,6 +39,8 @@ class PropertyData:
     date with activity: ``user_key``, ``date``, int64 ``sessions``, ``screen_page_views``,
     ``transactions``, ``ecommerce_purchases``, float64 ``purchase_revenue``, ``total_revenue``,
     ``user_engagement_duration`` (seconds) and bool ``engaged``. Other columns are ignored.
+    ``google_signals``: the property has Google signals on, so GA may threshold user counts
+    (see ``thresholds``).
     """
 
     property_id: str
@@ -47,6 +49,7 @@ class PropertyData:
     currency_code: str
     users: pa.Table
     activity: pa.Table
+    google_signals: bool = False
 
     def __post_init__(self) -> None:
         # Checked here so a hand-built property fails at construction, not inside a report.

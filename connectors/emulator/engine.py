@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.emulator.dataset import PropertyData
 from connectors.emulator.fields import METRICS
@@ -102,6 +103,11 @@ class Report:
     @property
     def nbytes(self) -> int:
         return self._table.nbytes
+
+    def metric_minimum(self, index: int) -> float | None:
+        """The smallest value of the ``index``-th metric over the rows; None without rows."""
+        column = self._table.column(self._dimension_count + index)
+        return pc.min(pc.cast(column, pa.float64())).as_py()
 
     def page(self, offset: int, limit: int) -> bytes:
         """Serialized ``rows`` entries for rows ``offset`` .. ``offset + limit``."""

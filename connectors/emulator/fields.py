@@ -54,7 +54,11 @@ DIMENSIONS = _dimensions(
     ("firstUserSource", "source"),
     ("firstUserMedium", "medium"),
     ("firstUserCampaignName", "campaign"),
-    ("firstUserSourceMedium", "source || ' / ' || medium"),
+    # A user not attributed yet reads one placeholder here too, not two joined by a slash.
+    (
+        "firstUserSourceMedium",
+        "if(source = '(data not available)', source, source || ' / ' || medium)",
+    ),
 )
 
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from google.analytics.data_v1beta.types import MetricAggregation
 from google.protobuf.message import Message
 
+from connectors.emulator.currency import conversion_rate
 from connectors.emulator.errors import invalid_argument, unimplemented
 from connectors.emulator.fields import resolve_field
 from connectors.emulator.filters import FilterNode, parse_filter
+from connectors.emulator.freshness import Freshness
 
 MAX_DIMENSIONS = 9
 MAX_METRICS = 10
@@ -64,6 +67,11 @@ class ReportQuery:
     metric_filter: FilterNode | None = None
     order_bys: tuple[Ordering, ...] = ()
     aggregations: tuple[str, ...] = ()
+    # Property currency -> requested currency; 1 when no conversion is asked for.
+    currency_rate: Decimal = Decimal(1)
+    # Set only when a date range reaches days that are not final, so settled reports keep
+    # one cache entry whatever the clock says.
+    freshness: Freshness | None = None
 
     @property
     def has_date_range_dimension(self) -> bool:
@@ -81,6 +89,7 @@ class ParsedRequest:
     limit: int
     offset: int
     return_property_quota: bool
+    currency_code: str = ""
 
 
 def parse_property(name: str) -> str:
@@ -102,8 +111,13 @@ def parse_run_report(
     today: date,
     default_limit: int,
     max_rows: int,
+    property_currency: str = "USD",
+    freshness: Freshness | None = None,
 ) -> ParsedRequest:
-    """Check a RunReportRequest protobuf the way GA does and resolve its relative dates."""
+    """Check a RunReportRequest protobuf the way GA does and resolve its relative dates.
+
+    ``freshness`` (the clock in the property's time zone) marks the days not final yet.
+    """
     parse_property(request.property)
     for field_name, what in _UNSUPPORTED_PARTS:
         if request.HasField(field_name):
@@ -111,9 +125,8 @@ def parse_run_report(
     for field_name, what in _UNSUPPORTED_LISTS:
         if len(getattr(request, field_name)):
             raise unimplemented(f"The emulator does not evaluate {what} ({field_name}) yet.")
-    if request.currency_code:
-        # TODO(currency conversion): answer in another currency once rates are modelled.
-        raise unimplemented("The emulator reports in the property's currency only.")
+    currency_code = request.currency_code or property_currency
+    currency_rate = conversion_rate(property_currency, currency_code)
     for index, dimension in enumerate(request.dimensions):
         if dimension.HasField("dimension_expression"):
             raise unimplemented(f"dimensions[{index}] uses a dimension expression.")
@@ -147,6 +160,8 @@ def parse_run_report(
     headers = dimension_names
     if len(date_ranges) > 1:
         headers = (*headers, DATE_RANGE_DIMENSION)
+    if freshness is not None and all(w.end < freshness.first_fresh_day for w in date_ranges):
+        freshness = None
     return ParsedRequest(
         query=ReportQuery(
             dimensions=dimensions,
@@ -157,12 +172,15 @@ def parse_run_report(
             metric_filter=_optional_filter(request, "metric"),
             order_bys=_orderings(request, dimensions, metrics),
             aggregations=_aggregations(request),
+            currency_rate=currency_rate,
+            freshness=freshness,
         ),
         dimension_headers=headers,
         metric_headers=metric_names,
         limit=limit,
         offset=request.offset,
         return_property_quota=request.return_property_quota,
+        currency_code=currency_code,
     )
 
 

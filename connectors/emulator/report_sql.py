@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from connectors.emulator.fields import DIMENSIONS, METRICS, MetricSpec
 from connectors.emulator.filters import FilterNode, render
+from connectors.emulator.freshness import FIRST_SHARE, PENDING, SETTLE_HOURS, SHARE_GAINED
 from connectors.emulator.query import ReportQuery
 
 _AGGREGATE_LABELS = {
@@ -22,6 +23,11 @@ _ORDER_TYPES = {
 }
 
 Sql = tuple[str, list[object]]
+
+# Facts columns behind the TYPE_CURRENCY metrics, converted when a currencyCode asks for it.
+CURRENCY_COLUMNS = ("purchase_revenue", "total_revenue")
+# Facts columns behind the first-user acquisition dimensions.
+ACQUISITION_COLUMNS = ("channel_group", "source", "medium", "campaign")
 
 
 def _filter_fields(node: FilterNode | None) -> list[str]:
@@ -112,15 +118,43 @@ class ReportSql:
             if new_users and activity
             else (" and new_users = 1" if new_users else " and new_users = 0")
         )
+        source, source_parameters = self._source()
         parameters: list[object] = []
         selects = []
         for window in self.query.date_ranges:
             condition = f"date between ? and ?{kind}"
-            parameters += [window.name, window.start, window.end]
+            parameters += [window.name, *source_parameters, window.start, window.end]
             if self.query.dimension_filter is not None:
                 condition += f" and {render(self.query.dimension_filter, _dimension, parameters)}"
-            selects.append(f"select *, ? as date_range from facts where {condition}")  # noqa: S608
+            selects.append(f"select *, ? as date_range from {source} where {condition}")  # noqa: S608
         return f"with ranged as ({' union all '.join(selects)})", parameters
+
+    def _source(self) -> Sql:
+        """The facts as this request sees them: in its currency, recent days not final yet."""
+        replaced: list[str] = []
+        parameters: list[object] = []
+        if self.query.currency_rate != 1:
+            for column in CURRENCY_COLUMNS:
+                converted = f"{column}::decimal(38, 6) * ?::decimal(18, 9)"
+                replaced.append(f"({converted})::decimal(18, 6) as {column}")
+                parameters.append(str(self.query.currency_rate))
+        kept = ""
+        fresh = self.query.freshness
+        if fresh is not None:
+            for column in ACQUISITION_COLUMNS:
+                replaced.append(f"if(first_session_date >= ?, '{PENDING}', {column}) as {column}")
+                parameters.append(fresh.first_fresh_day)
+            # A fixed share of each fresh day's facts, growing with the hours since it ended.
+            aged = f"least(greatest(? + 24 * (?::date - date), 0), {SETTLE_HOURS})"
+            kept = (
+                f" where date < ? or hash(user_key, date) % 1000"
+                f" < {FIRST_SHARE} + {SHARE_GAINED} * {aged} // {SETTLE_HOURS}"
+            )
+            parameters += [fresh.first_fresh_day, fresh.hour - 24, fresh.today]
+        if not replaced:
+            return "facts", []
+        # Only fixed column names and constants are interpolated; values are parameters.
+        return f"(select * replace ({', '.join(replaced)}) from facts{kept})", parameters  # noqa: S608
 
     def _grouped(self) -> str:
         """One row per dimension combination, metrics as numbers under their aliases."""

@@ -48,6 +48,7 @@ from connectors.emulator.errors import EmulatorError, invalid_argument
 from connectors.emulator.faults import FaultInjector, FaultOptions
 from connectors.emulator.fields import DIMENSIONS, METRICS, resolve_field
 from connectors.emulator.filters import parse_filter
+from connectors.emulator.freshness import Freshness
 from connectors.emulator.metadata import build_metadata
 from connectors.emulator.other_row import DEFAULT_ROWS_PER_DAY
 from connectors.emulator.query import parse_property, parse_run_report
@@ -57,6 +58,8 @@ from connectors.emulator.quota import (
     QuotaLimits,
     request_cost,
 )
+from connectors.emulator.rest import RestGateway
+from connectors.emulator.thresholds import subject_to_thresholding
 from connectors.emulator.wire import varint
 from connectors.ga4_fields import STANDARD_FIELDS
 
@@ -66,6 +69,8 @@ SERVICE = "google.analytics.data.v1beta.BetaAnalyticsData"
 CHANNEL_OPTIONS = (("grpc.max_receive_message_length", -1),)
 _METADATA_NAME = re.compile(r"^properties/([0-9]+)/metadata$")
 MAX_BATCH_REQUESTS = 5
+# The emulator's own wording; GA's texts for an empty report are not documented.
+EMPTY_REASON = "No data matches the requested dates, dimensions and filters."
 _BATCH_REPORTS_TAG = b"\x0a"  # BatchRunReportsResponse.reports = 1, length-delimited
 # GA answers metadata for property 0 with the fields common to all properties.
 _UNIVERSAL_PROPERTY = "0"
@@ -97,7 +102,11 @@ class EmulatorOptions:
 
 
 class EmulatorServer:
-    """Serves ``properties`` on ``host:port`` (port 0 picks a free one) until stopped."""
+    """Serves ``properties`` on ``host:port`` (port 0 picks a free one) until stopped.
+
+    With ``rest_port`` set (0 picks a free one) the same service also answers HTTP/JSON there,
+    for clients on the REST transport.
+    """
 
     def __init__(
         self,
@@ -105,6 +114,7 @@ class EmulatorServer:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        rest_port: int | None = None,
         options: EmulatorOptions | None = None,
     ) -> None:
         ids = [p.property_id for p in properties]
@@ -121,6 +131,9 @@ class EmulatorServer:
         self.faults = FaultInjector(self.options.faults)
         self._server: grpc.Server | None = None
         self._address: str | None = None
+        self._rest_port = rest_port
+        self._rest: RestGateway | None = None
+        self._rest_address: str | None = None
         self._stopped = threading.Event()
 
     @property
@@ -129,6 +142,13 @@ class EmulatorServer:
         if self._address is None:
             raise RuntimeError("the emulator has not been started")
         return self._address
+
+    @property
+    def rest_address(self) -> str:
+        """``host:port`` of the HTTP/JSON endpoint; only once started with a ``rest_port``."""
+        if self._rest_address is None:
+            raise RuntimeError("the emulator is not serving REST (started with a rest_port?)")
+        return self._rest_address
 
     def start(self) -> str:
         """Load every property, bind and serve; returns the address to dial."""
@@ -155,6 +175,10 @@ class EmulatorServer:
         self._server = server
         self._stopped.clear()
         self._address = f"{self._host}:{port}"
+        if self._rest_port is not None:
+            self._rest = RestGateway(self._dispatch, host=self._host, port=self._rest_port)
+            self._rest_address = self._rest.start()
+            logger.info("GA4 emulator answering REST on http://%s", self._rest_address)
         logger.info(
             "GA4 emulator serving %d properties (%s) on %s",
             len(self._engines),
@@ -168,6 +192,9 @@ class EmulatorServer:
         server, self._server = self._server, None
         if server is None:
             return
+        if self._rest is not None:
+            self._rest.stop()
+            self._rest, self._rest_address = None, None
         server.stop(grace).wait()
         for engine in self._engines.values():
             engine.close()
@@ -196,13 +223,20 @@ class EmulatorServer:
 
         return grpc.method_handlers_generic_handler(
             SERVICE,
-            {
-                "RunReport": unary(self._run_report, RunReportRequest),
-                "GetMetadata": unary(self._get_metadata, GetMetadataRequest),
-                "BatchRunReports": unary(self._batch_run_reports, BatchRunReportsRequest),
-                "CheckCompatibility": unary(self._check_compatibility, CheckCompatibilityRequest),
-            },
+            {name: unary(*handling) for name, handling in self._behaviours().items()},
         )
+
+    def _behaviours(self) -> dict[str, tuple[Callable[[Any], bytes], Any]]:
+        """Each RPC's behaviour and request type: the one place gRPC and REST both call."""
+        return {
+            "RunReport": (self._run_report, RunReportRequest),
+            "GetMetadata": (self._get_metadata, GetMetadataRequest),
+            "BatchRunReports": (self._batch_run_reports, BatchRunReportsRequest),
+            "CheckCompatibility": (self._check_compatibility, CheckCompatibilityRequest),
+        }
+
+    def _dispatch(self, rpc: str, request: Any) -> bytes:
+        return self._behaviours()[rpc][0](request)
 
     def _engine(self, property_id: str) -> PropertyEngine:
         engine = self._engines.get(property_id)
@@ -225,11 +259,14 @@ class EmulatorServer:
         now = self.options.clock()
         self._quota.admit(data.property_id, now)
         number = self.faults.before_report(CONCURRENT_EXHAUSTED)
+        local_now = now.astimezone(ZoneInfo(data.time_zone))
         parsed = parse_run_report(
             request,
-            today=now.astimezone(ZoneInfo(data.time_zone)).date(),
+            today=local_now.date(),
             default_limit=self.options.default_limit,
             max_rows=self.options.max_rows_per_page,
+            property_currency=data.currency_code,
+            freshness=Freshness.at(local_now),
         )
         report = engine.report(parsed.query)
         returned = self.faults.page_rows(
@@ -249,10 +286,11 @@ class EmulatorServer:
             minimums=_rows(report.aggregates.get("MINIMUM", [])),
             row_count=report.row_count,
             metadata=ResponseMetaData(
-                currency_code=data.currency_code,
+                currency_code=parsed.currency_code,
                 time_zone=data.time_zone,
                 data_loss_from_other_row=report.data_loss_from_other_row,
-                subject_to_thresholding=False,
+                subject_to_thresholding=subject_to_thresholding(data, parsed.query, report),
+                **({"empty_reason": EMPTY_REASON} if report.row_count == 0 else {}),
             ),
             property_quota=quota if parsed.return_property_quota else None,
             kind="analyticsData#runReport",
