@@ -36,6 +36,7 @@ def _landing_metadata(result: LandingResult) -> dict[str, object]:
         "window_start": result.window.start.isoformat(),
         "window_end": result.window.end.isoformat(),
         "pages": result.pages,
+        "rows_per_page": MetadataValue.json(list(result.rows_per_page)),
         "rows_reported": result.rows_reported,
         "dagster/row_count": result.rows_landed,
         "is_final": result.is_final,

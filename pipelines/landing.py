@@ -51,6 +51,7 @@ class LandingResult:
     window: MonthWindow
     load_id: str
     pages: int
+    rows_per_page: tuple[int, ...]
     rows_reported: int
     rows_landed: int
     is_final: bool
@@ -97,10 +98,12 @@ def land_report(
         flags: ResponseFlags | None = None
         quota: QuotaStatus | None = None
         preview: list[dict[str, object]] | None = None
+        rows_per_page: list[int] = []
         for page in reports.iter_pages(
             report, start=window.start, end=window.end, currency_code=currency_code
         ):
             pages += 1
+            rows_per_page.append(page.table.num_rows)
             row_count, flags, quota = page.row_count, page.flags, page.quota or quota
             if page.quota:
                 # GA reports what each request consumed; the month costs their sum.
@@ -170,6 +173,7 @@ def land_report(
         window=window,
         load_id=load_id,
         pages=pages,
+        rows_per_page=tuple(rows_per_page),
         rows_reported=row_count,
         rows_landed=written,
         is_final=is_final,
