@@ -92,3 +92,37 @@ def test_unknown_property_fails_with_access_message(emulator: str, tmp_path: Pat
         pytest.raises(BackfillError, match="no access to GA4 property 999"),
     ):
         backfill(settings, months=MONTHS[:1], instance=instance)
+
+
+def test_materialization_metadata_and_checks(emulator: str, tmp_path: Path) -> None:
+    """What the UI shows for a landed partition, and the checks that ran on it."""
+    from dagster import AssetKey
+
+    from pipelines.definitions import RAW_JOB, build_definitions
+    from pipelines.partitions import partition_key
+
+    settings = _settings(emulator, tmp_path)
+    job = build_definitions(settings).resolve_job_def(RAW_JOB)
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            partition_key=partition_key(PROPERTY_ID, "2024-02"), instance=instance
+        )
+    materializations = {
+        m.asset_key: m.metadata
+        for m in result.asset_materializations_for_node("raw__ga_cohort_activity")
+    }
+    metadata = materializations[AssetKey(["raw", "ga_cohort_activity"])]
+    assert metadata["window_start"].value == "2024-02-01"
+    assert metadata["window_end"].value == "2024-02-29"
+    assert metadata["pages"].value == len(metadata["rows_per_page"].value) >= 1
+    assert sum(metadata["rows_per_page"].value) == metadata["dagster/row_count"].value > 0
+    assert metadata["rows_reported"].value == metadata["dagster/row_count"].value
+    assert metadata["time_zone"].value == "America/New_York"
+    assert metadata["currency_code"].value == "USD"
+    assert metadata["data_loss_from_other_row"].value is False
+    assert metadata["quota_tokens_used"].value > 0
+    assert "quota_tokens_remaining_daily" in metadata
+    assert "| date |" in metadata["preview"].value
+    checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert len(checks) == 10
+    assert all(checks.values()), checks
