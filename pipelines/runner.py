@@ -38,6 +38,7 @@ class BackfillReport:
 
     landed: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    before_start: list[tuple[str, str]] = field(default_factory=list)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
     failed_checks: list[str] = field(default_factory=list)
 
@@ -129,13 +130,20 @@ def backfill(
     done = set() if force else finished_partitions(load_states(settings.duckdb_path), RAW_REPORTS)
     todo = []
     for property_id in property_ids or settings.property_ids:
+        # Months before a property's own start month (e.g. before it existed) are not wanted.
+        start = settings.for_property(property_id).start_month or ""
         for month in months:
             if (property_id, month) in done:
                 report.skipped.append((property_id, month))
+            elif month < start:
+                report.before_start.append((property_id, month))
             else:
                 todo.append((property_id, month))
     if report.skipped:
         log.info("skipping %d partitions already loaded final", len(report.skipped))
+    if report.before_start:
+        log.info("skipping %d partitions before their property's start month",
+                 len(report.before_start))  # fmt: skip
     for outcome in _run_partitions(settings, todo, instance=instance, parallel=parallel):
         key = (outcome.property_id, outcome.month)
         if outcome.error:

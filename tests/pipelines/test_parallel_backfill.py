@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
+from connectors.auth import build_client
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
+from connectors.ga4_client import Ga4Reports
 from pipelines.runner import backfill
 from pipelines.settings import PropertySettings, Settings
 from tests.pipelines.support import cli_env, cli_run_command, loads_landed, marts
@@ -106,3 +109,36 @@ def test_killed_backfill_resumes_to_the_same_tables(emulator: str, tmp_path: Pat
     assert len(resumed.skipped) >= landed_before // 2 - 1
     assert len(resumed.skipped) + len(resumed.landed) == 24
     assert marts(interrupted.duckdb_path) == marts(reference.duckdb_path)
+
+
+def test_one_reporting_currency_and_per_property_start(emulator: str, tmp_path: Path) -> None:
+    """Properties in USD and JPY read in USD; a property's start month bounds its backfill."""
+    settings = replace(
+        _settings(emulator, tmp_path),
+        properties=(
+            PropertySettings("700001", currency="USD"),
+            PropertySettings("700002", currency="USD", start_month="2023-11"),
+        ),
+    )
+    with DagsterInstance.ephemeral() as instance:
+        report = backfill(settings, months=MONTHS[-3:], instance=instance)
+    assert report.before_start == [("700002", "2023-10")]
+    assert len(report.landed) == 5
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        currencies = con.execute(
+            "select property_id, currency_code, min(cohort_month) from marts.ltv_by_channel "
+            "group by all order by 1"
+        ).fetchall()
+        jpy_revenue = con.execute(
+            "select sum(total_revenue) from raw.ga_cohort_activity where property_id = '700002'"
+        ).fetchone()[0]
+    assert currencies == [
+        ("700001", "USD", date(2023, 10, 1)),
+        ("700002", "USD", date(2023, 11, 1)),
+    ]
+    # GA converted: the same months read in the property's own yen are far larger numbers.
+    client, _ = build_client(endpoint=emulator)
+    in_yen = Ga4Reports(client, "700002").totals(
+        ["totalRevenue"], start=date(2023, 11, 1), end=date(2023, 12, 31)
+    )["totalRevenue"]
+    assert 0 < jpy_revenue * 50 < in_yen
