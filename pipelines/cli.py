@@ -28,6 +28,7 @@ from pipelines.settings import (
     load_settings,
 )
 from warehouse.checks import load_states
+from warehouse.connection import WarehouseError
 from warehouse.summary import channel_summary
 
 log = logging.getLogger("ga_ltv")
@@ -222,7 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         args.func(args)
-    except (SettingsError, Ga4Error, BackfillError, ExportFileError) as exc:
+    except (SettingsError, Ga4Error, BackfillError, ExportFileError, WarehouseError) as exc:
         print(f"ga-ltv: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -87,6 +87,9 @@ def writer(
             con = _connect(path, read_only=False)
             try:
                 yield con
+            except duckdb.Error as exc:
+                _raise_if_corrupt(exc, path)
+                raise
             finally:
                 con.close()
         finally:
@@ -108,6 +111,9 @@ def reader(
         con = _connect(path, read_only=True)
         try:
             yield con
+        except duckdb.Error as exc:
+            _raise_if_corrupt(exc, path)
+            raise
         finally:
             con.close()
 
@@ -150,8 +156,16 @@ def _check_is_duckdb(path: Path) -> None:
     """Refuse a file that exists but is not a DuckDB database, instead of replacing it."""
     if not path.exists():
         return
-    with path.open("rb") as handle:
-        header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))
+    except OSError as exc:
+        raise WarehouseError(
+            f"cannot read warehouse database {path} ({exc.strerror}). Give the user running "
+            "ga-ltv read and write access to it (its owner, mode 0600), or restore it from a "
+            "backup, or move it aside and rebuild the warehouse by reloading the partitions "
+            "from GA."
+        ) from None
     if header[_MAGIC_OFFSET:] != _DUCKDB_MAGIC:
         raise CorruptWarehouseError(_corrupt_message(path))
 
@@ -169,8 +183,7 @@ def _connect(
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
-            if "not a valid DuckDB database" in str(exc):
-                raise CorruptWarehouseError(_corrupt_message(path)) from exc
+            _raise_if_corrupt(exc, path)
             if "Could not set lock" in str(exc) and time.monotonic() < deadline:
                 time.sleep(_LOCK_POLL_SECONDS * 4)
                 continue
@@ -181,6 +194,16 @@ def _connect(
                 else ""
             )
             raise WarehouseError(f"could not open warehouse database {path}: {exc}{hint}") from exc
+
+
+def _raise_if_corrupt(exc: duckdb.Error, path: Path) -> None:
+    """A file that is truncated or damaged past its header fails at open or at the first read
+    of a damaged block; either way the user needs the recovery advice, not DuckDB's words."""
+    text = str(exc)
+    damaged = "not a valid DuckDB database" in text or "Corrupt database file" in text
+    truncated = "Could not read enough bytes" in text and str(path) in text
+    if damaged or truncated:
+        raise CorruptWarehouseError(f"{_corrupt_message(path)} (DuckDB: {text})") from exc
 
 
 def _corrupt_message(path: Path) -> str:
