@@ -27,7 +27,14 @@ class PermissionDeniedError(Ga4Error):
 
 
 class QuotaExhaustedError(Ga4Error):
-    """A GA4 token quota ran out; the run stops and the next one resumes."""
+    """A GA4 token quota ran out; the run stops and the next one resumes.
+
+    `budget` is "daily" or "hourly": which of the property's token budgets stopped it.
+    """
+
+    def __init__(self, message: str, *, budget: str = "daily") -> None:
+        super().__init__(message)
+        self.budget = budget
 
 
 class ReportIncompleteError(Ga4Error):

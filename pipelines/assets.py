@@ -16,7 +16,7 @@ from dagster import (
 )
 
 from connectors.reports import ACQUISITION, COHORT_ACTIVITY, ReportDefinition
-from pipelines.landing import LandingResult, land_report
+from pipelines.landing import LandingResult, MonthWindow, land_report
 from pipelines.partitions import MONTH_DIMENSION, PROPERTY_DIMENSION
 from pipelines.resources import Ga4Resource, WarehouseResource
 from warehouse.checks import PartitionFacts, ltv_decreases, partition_facts
@@ -160,6 +160,13 @@ def raw_report_asset(
         property_id = keys[PROPERTY_DIMENSION]
         reports = ga4.reports(property_id)
         currency = ga4.currencies.get(property_id)
+        metric = RECONCILED_METRIC[report.name]
+        window = MonthWindow.of(keys[MONTH_DIMENSION])
+        # Asked before landing: a quota stop here or in the landing leaves the partition as
+        # it was, rather than written but unchecked.
+        ga_total = reports.totals(
+            [metric], start=window.start, end=window.end, currency_code=currency
+        )[metric]
         result = land_report(
             reports=reports,
             report=report,
@@ -173,10 +180,6 @@ def raw_report_asset(
         facts = partition_facts(
             warehouse.path, report=report, property_id=property_id, month=result.window.month
         )
-        metric = RECONCILED_METRIC[report.name]
-        ga_total = reports.totals(
-            [metric], start=result.window.start, end=result.window.end, currency_code=currency
-        )[metric]
         context.log.info(
             "property %s report %s: %s landed %.2f, GA total %.2f",
             property_id, report.name, metric, facts.metric_sums[metric], ga_total,

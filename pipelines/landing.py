@@ -10,15 +10,16 @@ import json
 import logging
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 
-from connectors.ga4_client import Ga4Reports, QuotaStatus, ResponseFlags
+from connectors.ga4_client import Ga4Reports, QuotaStatus, ReportPage, ResponseFlags
 from connectors.reports import ReportDefinition
+from connectors.windows import DateWindow
 from pipelines.partitions import add_months
 from warehouse.checks import FINAL_AFTER
 from warehouse.loads import LoadRecord, replace_partition
@@ -61,6 +62,49 @@ class LandingResult:
     preview: list[dict[str, object]] | None = None
 
 
+@dataclass
+class _WindowSpool:
+    """The spooled pages of one date window's current attempt."""
+
+    window: DateWindow
+    attempt: int
+    files: list[Path] = field(default_factory=list)
+    rows_per_page: list[int] = field(default_factory=list)
+    row_count: int = 0
+    flags: ResponseFlags | None = None
+
+    def summary(self) -> dict[str, object]:
+        """The window's detail for ``raw.ga_loads.sampling_metadata``."""
+        flags = self.flags
+        return {
+            "start": self.window.start.isoformat(),
+            "end": self.window.end.isoformat(),
+            "pages": len(self.rows_per_page),
+            "rows": sum(self.rows_per_page),
+            "row_count": self.row_count,
+            "data_loss_from_other_row": bool(flags and flags.data_loss_from_other_row),
+            "subject_to_thresholding": bool(flags and flags.subject_to_thresholding),
+            "sampling": list(flags.sampling) if flags else [],
+        }
+
+
+def _spool_page(
+    spools: dict[DateWindow, _WindowSpool], page: ReportPage, month: MonthWindow, path: Path
+) -> None:
+    """Keep a page under its window; a later attempt of a window discards the earlier one."""
+    key = page.window or DateWindow(month.start, month.end)
+    spool = spools.get(key)
+    if spool is None or page.attempt != spool.attempt:
+        for stale in spool.files if spool else []:
+            stale.unlink(missing_ok=True)
+        spool = spools[key] = _WindowSpool(key, page.attempt)
+    spool.row_count, spool.flags = page.row_count, page.flags
+    spool.rows_per_page.append(page.table.num_rows)
+    if page.table.num_rows:
+        pq.write_table(page.table, path)
+        spool.files.append(path)
+
+
 def today_in(time_zone: str, *, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone or "UTC")).date()
 
@@ -93,37 +137,37 @@ def land_report(
         window.end,
     )
     try:
-        files: list[Path] = []
-        pages = rows = row_count = tokens_used = 0
-        flags: ResponseFlags | None = None
+        # A month may arrive in several date windows (GA's "(other)" row makes the client
+        # halve them); the partition is the union of every window's latest attempt.
+        spools: dict[DateWindow, _WindowSpool] = {}
+        tokens_before, requests_before = reports.tokens_spent, reports.report_requests
         quota: QuotaStatus | None = None
         preview: list[dict[str, object]] | None = None
-        rows_per_page: list[int] = []
-        for page in reports.iter_pages(
+        fetching = reports.iter_pages(
             report, start=window.start, end=window.end, currency_code=currency_code
-        ):
-            pages += 1
-            rows_per_page.append(page.table.num_rows)
-            row_count, flags, quota = page.row_count, page.flags, page.quota or quota
-            if page.quota:
-                # GA reports what each request consumed; the month costs their sum.
-                tokens_used += page.quota.tokens_per_day_consumed
-            if page.table.num_rows:
-                if preview is None:
-                    preview = page.table.slice(0, PREVIEW_ROWS).to_pylist()
-                path = spool / f"page-{pages:05d}.parquet"
-                pq.write_table(page.table, path)
-                files.append(path)
-                rows += page.table.num_rows
+        )
+        for fetched, page in enumerate(fetching, start=1):
+            quota = page.quota or quota
+            if page.table.num_rows and preview is None:
+                preview = page.table.slice(0, PREVIEW_ROWS).to_pylist()
+            _spool_page(spools, page, window, spool / f"page-{fetched:05d}.parquet")
             log.info(
-                "property %s report %s page %d: %d rows (%d of %d)",
+                "property %s report %s window %s page %d: %d rows (%d in the window)",
                 reports.property_id,
                 report.name,
-                pages,
+                page.window,
+                fetched,
                 page.table.num_rows,
-                rows,
-                row_count,
+                page.row_count,
             )
+        kept = [spools[key] for key in sorted(spools)]
+        files = [path for w in kept for path in w.files]
+        rows_per_page = [n for w in kept for n in w.rows_per_page]
+        pages, rows = len(rows_per_page), sum(rows_per_page)
+        row_count = sum(w.row_count for w in kept)
+        window_flags = [w.flags for w in kept if w.flags is not None]
+        flags = _merged_flags(window_flags)
+        tokens_used = reports.tokens_spent - tokens_before
         if rows == 0:
             log.warning(
                 "property %s report %s window %s..%s is empty",
@@ -144,7 +188,7 @@ def land_report(
             rows_reported=row_count,
             rows_landed=rows,
             pages=pages,
-            requests=pages,
+            requests=reports.report_requests - requests_before,
             quota_tokens_used=tokens_used if quota else None,
             quota_tokens_remaining_daily=quota.tokens_per_day_remaining if quota else None,
             quota_tokens_remaining_hourly=quota.tokens_per_hour_remaining if quota else None,
@@ -152,9 +196,7 @@ def land_report(
             time_zone=time_zone,
             data_loss_from_other_row=bool(flags and flags.data_loss_from_other_row),
             subject_to_thresholding=bool(flags and flags.subject_to_thresholding),
-            sampling_metadata=json.dumps(list(flags.sampling))
-            if flags and flags.sampling
-            else None,
+            sampling_metadata=json.dumps({"windows": [w.summary() for w in kept]}),
             is_final=is_final,
             loaded_at=now,
         )
@@ -181,4 +223,19 @@ def land_report(
         quota=quota,
         quota_tokens_used=tokens_used,
         preview=preview,
+    )
+
+
+def _merged_flags(window_flags: list[ResponseFlags]) -> ResponseFlags | None:
+    """The month's flags: a flag raised in any window is raised for the month."""
+    if not window_flags:
+        return None
+    last = window_flags[-1]
+    return ResponseFlags(
+        currency_code=last.currency_code,
+        time_zone=last.time_zone,
+        data_loss_from_other_row=any(f.data_loss_from_other_row for f in window_flags),
+        subject_to_thresholding=any(f.subject_to_thresholding for f in window_flags),
+        sampling=tuple(s for f in window_flags for s in f.sampling),
+        empty_reason=last.empty_reason,
     )
