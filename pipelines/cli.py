@@ -151,12 +151,14 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
             )
         ]
     else:
-        from connectors.emulator.generated import generate_property
+        from connectors.emulator.generated import demo_properties
 
-        props = [generate_property(property_id=EMBEDDED_PROPERTY_ID, seed=args.seed)]
-    server = EmulatorServer(props, port=args.port)
+        props = demo_properties(large_users=args.large_users)
+    server = EmulatorServer(props, port=args.port, rest_port=args.rest_port)
     address = server.start()
     print(f"GA4 Data API emulator listening on {address}", flush=True)
+    if args.rest_port is not None:
+        print(f"REST (HTTP/JSON) on http://{server.rest_address}", flush=True)
     for prop in props:
         print(
             f"serving properties/{prop.property_id} ({prop.display_name}, "
@@ -194,7 +196,15 @@ def _parser() -> argparse.ArgumentParser:
     emulator_sub = emulator.add_subparsers(dest="emulator_command", required=True)
     serve = emulator_sub.add_parser("serve", help="serve until stopped (Ctrl-C)")
     serve.add_argument("--port", type=int, default=50051)
-    serve.add_argument("--seed", type=int, default=7, help="seed of the generated property")
+    serve.add_argument(
+        "--rest-port", type=int, help="also answer HTTP/JSON (REST transport) on this port"
+    )
+    serve.add_argument(
+        "--large-users",
+        type=int,
+        default=1_500_000,
+        help="users of the large demo property 100003 (fewer starts faster)",
+    )
     _export_options(serve)
     serve.set_defaults(func=cmd_emulator_serve)
     return parser

@@ -39,3 +39,12 @@ def conversion_rate(source: str, target: str) -> Decimal:
             f"The property reports in {source!r}, which the emulator cannot convert from."
         )
     return (UNITS_PER_USD[target] / UNITS_PER_USD[source]).quantize(_RATE_PLACES)
+
+
+# Currencies without minor units; every other one here has cents.
+_WHOLE_UNITS = frozenset({"JPY"})
+
+
+def minor_digits(code: str) -> int:
+    """Decimal places amounts in ``code`` carry (ISO 4217 minor units)."""
+    return 0 if code in _WHOLE_UNITS else 2

@@ -7,7 +7,7 @@ end date always give the same tables and a few million users still generate in s
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from connectors.emulator.channels import default_channel_group
+from connectors.emulator.currency import UNITS_PER_USD, minor_digits
 from connectors.emulator.dataset import PropertyData
 
 logger = logging.getLogger(__name__)
@@ -237,4 +238,69 @@ def _activity(
             "user_engagement_duration": pa.array(engagement),
             "engaged": pa.array(engaged),
         }
+    )
+
+
+@dataclass(frozen=True)
+class DemoProperty:
+    """One property of the demo set: where it is, what it sells in, and how big it is."""
+
+    property_id: str
+    time_zone: str
+    currency_code: str
+    users: int
+    months: int
+    seed: int
+    google_signals: bool = False
+    large: bool = False  # sized by demo_properties(large_users=...)
+
+
+# The first is the embedded demo property; the third is big enough to benchmark paging.
+LARGE_DEMO_USERS = 1_500_000
+DEMO_PROPERTIES = (
+    DemoProperty("100001", "America/New_York", "USD", 40_000, 25, seed=7),
+    DemoProperty("100002", "Europe/Berlin", "EUR", 60_000, 36, seed=8, google_signals=True),
+    DemoProperty("100003", "Asia/Tokyo", "JPY", LARGE_DEMO_USERS, 36, seed=9, large=True),
+)
+
+
+def demo_properties(
+    *, end: date | None = None, large_users: int = LARGE_DEMO_USERS
+) -> list[PropertyData]:
+    """Three stores in three time zones and currencies, served together by ``emulator serve``.
+
+    Order values are drawn in dollars and priced in each store's currency at the fixed rates of
+    ``currency``, so a currencyCode conversion back to USD lands near the generated amounts.
+    ``large_users`` sizes the third (JPY) store: 1.5 million users over 36 months give about
+    two million rows of the cohort_activity report.
+    """
+    properties = []
+    for spec in DEMO_PROPERTIES:
+        users = large_users if spec.large else spec.users
+        data = generate_property(
+            property_id=spec.property_id,
+            seed=spec.seed,
+            months=spec.months,
+            users=users,
+            end=end,
+            time_zone=spec.time_zone,
+            currency_code=spec.currency_code,
+        )
+        properties.append(replace(_priced(data), google_signals=spec.google_signals))
+    return properties
+
+
+def _priced(data: PropertyData) -> PropertyData:
+    """``data`` with its dollar amounts turned into its own currency, rounded as it is paid."""
+    rate = float(UNITS_PER_USD[data.currency_code])
+    if rate == 1:
+        return data
+    activity = data.activity
+    for name in ("purchase_revenue", "total_revenue"):
+        index = activity.schema.get_field_index(name)
+        amounts = activity.column(name).to_numpy() * rate
+        priced = pa.array(np.round(amounts, minor_digits(data.currency_code)))
+        activity = activity.set_column(index, name, priced)
+    return replace(
+        data, activity=activity, display_name=f"{data.display_name} ({data.currency_code})"
     )
