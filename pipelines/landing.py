@@ -6,6 +6,7 @@ warehouse sees either the whole month or nothing: a crash mid-fetch leaves only 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ from connectors.reports import ReportDefinition
 from connectors.windows import DateWindow
 from pipelines.partitions import add_months
 from warehouse.checks import FINAL_AFTER
+from warehouse.connection import DiskFullError
 from warehouse.loads import LoadRecord, replace_partition
 
 PREVIEW_ROWS = 5
@@ -101,7 +103,17 @@ def _spool_page(
     spool.row_count, spool.flags = page.row_count, page.flags
     spool.rows_per_page.append(page.table.num_rows)
     if page.table.num_rows:
-        pq.write_table(page.table, path)
+        try:
+            pq.write_table(page.table, path)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise DiskFullError(
+                f"the disk holding the spool folder {path.parent} is full (no space left on "
+                "device) while saving a GA page; these pages never reached the warehouse. "
+                "Free space there, or point GA_LTV_SPOOL_DIR at a bigger disk, and run the same "
+                "command again."
+            ) from None
         spool.files.append(path)
 
 

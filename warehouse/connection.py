@@ -15,7 +15,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -42,6 +42,10 @@ class WarehouseLockTimeout(WarehouseError, TimeoutError):
 
 class CorruptWarehouseError(WarehouseError):
     """The path exists but is not a DuckDB database."""
+
+
+class DiskFullError(WarehouseError, OSError):
+    """A write ran out of disk space; what was there before the write is intact."""
 
 
 def quote_identifier(name: str) -> str:
@@ -89,6 +93,12 @@ def writer(
                 yield con
             except duckdb.Error as exc:
                 _raise_if_corrupt(exc, path)
+                if "No space left on device" in str(exc):
+                    raise DiskFullError(
+                        f"the disk holding {path} is full: DuckDB could not write ({exc}). The "
+                        "warehouse is as it was before this write; free space on "
+                        f"{path.parent} and run the same command again."
+                    ) from None
                 raise
             finally:
                 con.close()
@@ -203,7 +213,16 @@ def _raise_if_corrupt(exc: duckdb.Error, path: Path) -> None:
     damaged = "not a valid DuckDB database" in text or "Corrupt database file" in text
     truncated = "Could not read enough bytes" in text and str(path) in text
     if damaged or truncated:
-        raise CorruptWarehouseError(f"{_corrupt_message(path)} (DuckDB: {text})") from exc
+        # DuckDB's text is kept in the message; chaining would let a caller that reports the
+        # innermost cause (Dagster's failure summary) show DuckDB's words instead of the advice.
+        raise CorruptWarehouseError(f"{_corrupt_message(path)} (DuckDB: {text})") from None
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure without hiding it: a commit that failed (on a full disk, say)
+    has already ended the transaction, and a second error would replace the real one."""
+    with suppress(duckdb.TransactionException):
+        con.execute("rollback")
 
 
 def _corrupt_message(path: Path) -> str:

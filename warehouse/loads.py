@@ -25,6 +25,7 @@ from warehouse.connection import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     quote_identifier,
     quote_qualified,
+    rollback,
     writer,
 )
 from warehouse.schema import LOAD_METADATA_COLUMNS, PARTITION_COLUMNS, apply_migrations
@@ -139,7 +140,7 @@ def replace_partition(
             _record_load(con, report, load, rows_landed=inserted, loaded_at=loaded_at)
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            rollback(con)
             raise
 
     logger.info(

@@ -15,6 +15,7 @@ from warehouse.connection import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
     quote_identifier,
     quote_qualified,
+    rollback,
     writer,
 )
 from warehouse.schema import apply_migrations
@@ -84,7 +85,7 @@ def build_ltv_tables(
                 counts[f"marts.{table}"] = _row_count(con, f"marts.{table}")
             con.execute("commit")
         except BaseException:
-            con.execute("rollback")
+            rollback(con)
             raise
         _warn_on_mixed_currencies(con)
     for table, rows in counts.items():

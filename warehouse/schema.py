@@ -13,7 +13,12 @@ import os
 import duckdb
 
 from connectors.reports import DATE_DIMENSIONS, ReportDefinition, column_name
-from warehouse.connection import DEFAULT_LOCK_TIMEOUT_SECONDS, WarehouseError, writer
+from warehouse.connection import (
+    DEFAULT_LOCK_TIMEOUT_SECONDS,
+    WarehouseError,
+    rollback,
+    writer,
+)
 from warehouse.sql_files import read_sql, sql_names
 
 logger = logging.getLogger(__name__)
@@ -99,7 +104,7 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
             logger.info("applied warehouse schema version %d (%s)", version, pending[version])
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        rollback(con)
         raise
     return latest
 
