@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+# The publishing tests' PostgreSQL fixtures: CI's server, or one started for the session.
+from tests.publishing.conftest import pg, pg_admin_dsn  # noqa: F401
+
 
 @dataclass
 class Tally:
