@@ -41,7 +41,7 @@ from connectors.auth import build_client
 from connectors.emulator.currency import UNITS_PER_USD
 from connectors.emulator.dataset import PropertyData
 from connectors.emulator.errors import EmulatorError
-from connectors.emulator.freshness import PENDING
+from connectors.emulator.freshness import PENDING, Freshness
 from connectors.emulator.generated import demo_properties, generate_property
 from connectors.emulator.rest import error_body
 from connectors.emulator.server import EmulatorOptions, EmulatorServer
@@ -519,3 +519,29 @@ def test_serve_command_answers_grpc_and_rest() -> None:
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize("hours", [0, 10, 23, 40])
+def test_fresh_days_report_the_documented_share(
+    fresh_server: EmulatorServer, fresh_property: PropertyData, clock: _Clock, hours: int
+) -> None:
+    """Active users of each fresh day, over the truth, follow ``Freshness.share`` closely."""
+    client = _client(fresh_server, "grpc")
+    at = datetime(END.year, END.month, END.day, tzinfo=UTC) + timedelta(hours=hours)
+    report = request(["date"], ["totalUsers"], WINDOW, property_id=FRESH)
+    clock.now = at
+    try:
+        reported = {dims[0]: int(m[0]) for dims, m in rows(client.run_report(report))}
+    finally:
+        clock.now = T
+    truth: dict[str, int] = defaultdict(int)
+    for day in fresh_property.activity["date"].to_pylist():
+        truth[day.strftime("%Y%m%d")] += 1
+    freshness = Freshness.at(at)
+    for key, count in reported.items():
+        share = freshness.share(datetime.strptime(key, "%Y%m%d").date())
+        if share == 1.0:
+            assert count == truth[key]
+        else:
+            assert count < truth[key]
+            assert abs(count / truth[key] - share) < 0.05, (key, share)
