@@ -117,6 +117,19 @@ def _spool_page(
         spool.files.append(path)
 
 
+def _private_folder(root: Path, *parts: str) -> Path:
+    """Spool pages hold customer revenue and outlive a crash: each folder made here is 0700.
+
+    Folder by folder, because ``mkdir(parents=True)`` ignores the mode for the parents.
+    """
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = root
+    for part in parts:
+        folder = folder / part
+        folder.mkdir(exist_ok=True, mode=0o700)
+    return folder
+
+
 def today_in(time_zone: str, *, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone or "UTC")).date()
 
@@ -139,8 +152,7 @@ def land_report(
     if window.start > (now + timedelta(hours=14)).date():
         raise MonthNotStartedError(f"Month {month_key} has not started yet; nothing to load.")
     load_id = uuid.uuid4().hex
-    spool = spool_dir / reports.property_id / report.name / month_key / load_id
-    spool.mkdir(parents=True, exist_ok=True)
+    spool = _private_folder(spool_dir, reports.property_id, report.name, month_key, load_id)
     log.info(
         "property %s report %s window %s..%s: fetching",
         reports.property_id,
