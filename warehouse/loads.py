@@ -70,7 +70,7 @@ class LoadRecord:
     time_zone: str | None
     data_loss_from_other_row: bool
     subject_to_thresholding: bool
-    sampling_metadata: str | None  # JSON as GA returned it; None when unsampled
+    sampling_metadata: str | None  # JSON: per-window flags, pages and sampling
     is_final: bool  # the month was over long enough that GA will not change it any more
     load_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     loaded_at: datetime | None = None
