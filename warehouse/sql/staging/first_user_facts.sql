@@ -1,8 +1,10 @@
 -- Both raw reports in one long shape, one row per first-user dimension: the only place that
--- maps the GA first-user columns to the dimension names the marts use. include nulls keeps a
--- row whose dimension value is missing, so its users and revenue still count.
+-- maps the GA first-user columns to the dimension names the marts use. Days are summed into
+-- months first (every metric here is additive), so the unpivot copies a month's groups four
+-- times rather than every raw row. include nulls keeps a row whose dimension value is
+-- missing, so its users and revenue still count.
 create or replace table staging.first_user_facts as
-with facts as (
+with acquisition as (
     select 'acquisition'                                           as report,
            property_id,
            cast(date_trunc('month', first_session_date) as date)   as cohort_month,
@@ -11,9 +13,17 @@ with facts as (
            first_user_source,
            first_user_medium,
            first_user_campaign_name,
-           new_users
+           sum(new_users)                                          as new_users
       from raw.ga_acquisition
-     union all by name
+     group by property_id,
+              cohort_month,
+              first_user_default_channel_group,
+              first_user_source,
+              first_user_medium,
+              first_user_campaign_name
+),
+
+activity as (
     select 'cohort_activity'                                       as report,
            property_id,
            cast(date_trunc('month', first_session_date) as date)   as cohort_month,
@@ -22,15 +32,31 @@ with facts as (
            first_user_source,
            first_user_medium,
            first_user_campaign_name,
-           total_revenue,
-           purchase_revenue,
-           transactions,
-           ecommerce_purchases,
-           sessions,
-           screen_page_views,
-           user_engagement_duration
+           sum(total_revenue)                                      as total_revenue,
+           sum(purchase_revenue)                                   as purchase_revenue,
+           sum(transactions)                                       as transactions,
+           sum(ecommerce_purchases)                                as ecommerce_purchases,
+           sum(sessions)                                           as sessions,
+           sum(screen_page_views)                                  as screen_page_views,
+           sum(user_engagement_duration)                           as user_engagement_duration
       from raw.ga_cohort_activity
+     group by property_id,
+              cohort_month,
+              activity_month,
+              first_user_default_channel_group,
+              first_user_source,
+              first_user_medium,
+              first_user_campaign_name
+),
+
+facts as (
+    select *
+      from acquisition
+     union all by name
+    select *
+      from activity
 )
+
 select *
   from facts
 unpivot include nulls (
