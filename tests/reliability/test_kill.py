@@ -8,6 +8,7 @@ its request open, a write or rebuild while the run holds the warehouse's writer 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,18 +47,18 @@ LANDED_LINE = "totalRevenue landed"  # the last line of each partition's run
 class KillPoint:
     phase: str  # "fetch", "write" or "build"
     skip_pages: int = 0  # fetch: page requests let through before the one held open
-    after: str = ""  # write: the stderr fragment after which the next write is the target
+    after: str = ""  # write: a pattern of the stderr line after which the next write is aimed at
     delay: float = 0.0  # seconds into the write before the kill
 
 
 KILL_POINTS = [
     KillPoint("fetch"),  # the first month's first page: nothing new lands
     KillPoint("fetch", skip_pages=1),  # after one report of a month landed, not the other
-    KillPoint("write", after="report cohort_activity page 1:"),
-    KillPoint("write", after="report acquisition page 1:", delay=0.03),
-    KillPoint("write", after="report cohort_activity page 1:", delay=0.08),
+    KillPoint("write", after=r"report cohort_activity\b.*\bpage 1\b"),
+    KillPoint("write", after=r"report acquisition\b.*\bpage 1\b", delay=0.03),
+    KillPoint("write", after=r"report cohort_activity\b.*\bpage 1\b", delay=0.05),
     KillPoint("build"),
-    KillPoint("build", delay=0.1),
+    KillPoint("build", delay=0.01),
 ]
 
 
@@ -93,7 +94,7 @@ def _kill(run: CliRun, point: KillPoint, emulator: GatedEmulator, db: Path, left
         emulator.release.set()
         return killed
     if point.phase == "write":
-        run.wait_for(lambda lines: any(point.after in line for line in lines), timeout=60)
+        run.wait_for(lambda lines: any(re.search(point.after, ln) for ln in lines), timeout=60)
     else:
         # After its last partition the run's next write session is the LTV rebuild.
         run.wait_for(lambda lines: sum(LANDED_LINE in ln for ln in lines) >= left, timeout=60)
