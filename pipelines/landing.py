@@ -27,6 +27,7 @@ from warehouse.connection import DiskFullError
 from warehouse.loads import LoadRecord, replace_partition
 
 PREVIEW_ROWS = 5
+ABANDONED_SPOOL_AGE = timedelta(hours=6)
 
 
 class MonthNotStartedError(ValueError):
@@ -130,6 +131,21 @@ def _private_folder(root: Path, *parts: str) -> Path:
     return folder
 
 
+def _remove_abandoned_spools(partition_spool: Path, *, log: logging.Logger) -> None:
+    """Delete this partition's spool folders left by runs that died (SIGKILL, power loss).
+
+    A live fetch writes a page at least every few minutes, so a folder untouched for hours
+    belongs to a run that will never load it.
+    """
+    if not partition_spool.is_dir():
+        return
+    cutoff = datetime.now(UTC).timestamp() - ABANDONED_SPOOL_AGE.total_seconds()
+    for folder in partition_spool.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed spool %s left by an interrupted run", folder)
+
+
 def today_in(time_zone: str, *, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone or "UTC")).date()
 
@@ -152,6 +168,7 @@ def land_report(
     if window.start > (now + timedelta(hours=14)).date():
         raise MonthNotStartedError(f"Month {month_key} has not started yet; nothing to load.")
     load_id = uuid.uuid4().hex
+    _remove_abandoned_spools(spool_dir / reports.property_id / report.name / month_key, log=log)
     spool = _private_folder(spool_dir, reports.property_id, report.name, month_key, load_id)
     log.info(
         "property %s report %s window %s..%s: fetching",

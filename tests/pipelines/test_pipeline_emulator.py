@@ -126,3 +126,22 @@ def test_materialization_metadata_and_checks(emulator: str, tmp_path: Path) -> N
     checks = {(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()}
     assert len(checks) == 10
     assert all(checks.values()), checks
+
+
+def test_spools_abandoned_by_dead_runs_are_removed(emulator: str, tmp_path: Path) -> None:
+    """A killed run leaves its pages behind; the next load of that partition clears them."""
+    import os
+    import time
+
+    settings = _settings(emulator, tmp_path)
+    partition = settings.spool_dir / PROPERTY_ID / "acquisition" / MONTHS[0]
+    old, recent = partition / "dead-run", partition / "live-run"
+    for folder in (old, recent):
+        folder.mkdir(parents=True)
+        (folder / "page-00001.parquet").write_bytes(b"x")
+    day_ago = time.time() - 24 * 3600
+    os.utime(old, (day_ago, day_ago))
+    with DagsterInstance.ephemeral() as instance:
+        backfill(settings, months=MONTHS[:1], instance=instance)
+    assert not old.exists()
+    assert recent.exists(), "a folder written recently may belong to a live run"
