@@ -68,6 +68,23 @@ select a.user_key,
 AggregateRow = tuple[tuple[str, ...], tuple[str, ...]]
 
 
+def metric_texts(table: pa.Table, dimension_count: int) -> pa.Table:
+    """Metric columns as GA writes them: integers plain, decimals without trailing zeros.
+
+    Columns that are text already pass through, so a table may be converted twice.
+    """
+    columns = list(table.columns)
+    for index in range(dimension_count, len(columns)):
+        column = columns[index]
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            continue
+        text = pc.cast(column, pa.string())
+        if pa.types.is_decimal(column.type) and column.type.scale > 0:
+            text = pc.utf8_rtrim(pc.utf8_rtrim(text, characters="0"), characters=".")
+        columns[index] = text
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
 def _split(row: tuple[str, ...], dimension_count: int) -> AggregateRow:
     return tuple(row[:dimension_count]), tuple(row[dimension_count:])
 
@@ -126,7 +143,7 @@ class Report:
             block = self._blocks.get(index)
             if block is None:
                 rows = self._table.slice(index * self.BLOCK_ROWS, self.BLOCK_ROWS)
-                columns = rows.columns
+                columns = metric_texts(rows, self._dimension_count).columns
                 split = self._dimension_count
                 block = self._blocks[index] = encode_rows(columns[:split], columns[split:])
             return block
@@ -228,7 +245,9 @@ class PropertyEngine:
         plan = ReportSql(query)
         cursor = self._connection.cursor()
         try:
-            sql, parameters = plan.rows()
+            # Metric texts are written per block as pages reach them (see Report), so the first
+            # page of a huge report does not wait for every row's texts.
+            sql, parameters = plan.rows(as_text=False)
             table = cursor.sql(sql, params=parameters).to_arrow_table()
             aggregates = {
                 name: [
@@ -239,6 +258,8 @@ class PropertyEngine:
             }
         finally:
             cursor.close()
+        if table.num_rows > self._other_row_limit:
+            table = metric_texts(table, len(plan.dims))  # the "(other)" row adds up texts
         table, folded = fold_overflow(
             table,
             dimension_count=len(plan.dims),

@@ -49,6 +49,11 @@ def _text(spec: MetricSpec, alias: str) -> str:
     return f"({alias})::varchar"
 
 
+def _number(spec: MetricSpec, alias: str) -> str:
+    """The value ``_text`` writes, before it becomes text."""
+    return f"({alias})::decimal(38, 6)" if spec.is_decimal else alias
+
+
 class ReportSql:
     """SQL for one query, in pieces its rows and its aggregations share."""
 
@@ -65,13 +70,20 @@ class ReportSql:
         self.alias = dict(zip(query.metrics, self.shown, strict=True))
         self.alias.update({spec.api_name: f"h{i}" for i, spec in enumerate(self.hidden)})
 
-    def rows(self) -> Sql:
-        """Every row of the report, in its final order, values as text."""
+    def rows(self, *, as_text: bool = True) -> Sql:
+        """Every row of the report, in its final order, values as text.
+
+        ``as_text=False`` leaves metrics as numbers (decimals at GA's six places), for a caller
+        that writes the texts only for the rows a page reaches.
+        """
         ranged, parameters = self._ranged()
         keep, keep_parameters = self._keep()
         columns = [
             *self.dims,
-            *(_text(m, a) for m, a in zip(self.metrics, self.shown, strict=True)),
+            *(
+                _text(m, a) if as_text else _number(m, a)
+                for m, a in zip(self.metrics, self.shown, strict=True)
+            ),
         ]
         order = ", ".join([*self._orderings(), *self.dims])
         sql = (
