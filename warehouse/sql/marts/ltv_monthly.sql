@@ -116,13 +116,14 @@ select property_id,
        cast(acquired_users as bigint)                     as acquired_users,
        cast(revenue as double)                            as revenue,
        cast(cumulative_revenue as double)                 as cumulative_revenue,
-       cumulative_revenue / nullif(acquired_users, 0)     as ltv,
+       cast(cumulative_revenue as double) / nullif(acquired_users, 0)
+                                                          as ltv,
        currency_code,
        cumulative_transactions / nullif(acquired_users, 0)
                                                           as transactions_per_user,
        cumulative_sessions / nullif(acquired_users, 0)    as sessions_per_user,
        cumulative_page_views / nullif(acquired_users, 0)  as page_views_per_user,
-       cumulative_engagement_seconds / nullif(acquired_users, 0)
+       cast(cumulative_engagement_seconds as double) / nullif(acquired_users, 0)
                                                           as engagement_seconds_per_user
   from cumulative
  order by property_id, dimension, dimension_value, cohort_month, months_since_acquisition;

@@ -12,7 +12,8 @@ with cohort_ages as (
            cohort_month,
            months_since_acquisition        as age,
            acquired_users,
-           cumulative_revenue,
+           -- exact sums across cohorts, whatever order the rows come in
+           cast(cumulative_revenue as decimal(38, 6)) as cumulative_revenue,
            currency_code
       from marts.ltv_monthly
      where acquired_users > 0
@@ -27,16 +28,16 @@ select property_id,
        max(cohort_month)                                              as last_cohort_month,
        cast(coalesce(sum(acquired_users) filter (where age = 0), 0) as bigint)
                                                                       as acquired_users,
-       sum(cumulative_revenue) filter (where age = 1)
+       cast(sum(cumulative_revenue) filter (where age = 1) as double)
            / sum(acquired_users) filter (where age = 1)               as ltv_1m,
        cast(count(*) filter (where age = 1) as integer)               as cohorts_1m,
-       sum(cumulative_revenue) filter (where age = 3)
+       cast(sum(cumulative_revenue) filter (where age = 3) as double)
            / sum(acquired_users) filter (where age = 3)               as ltv_3m,
        cast(count(*) filter (where age = 3) as integer)               as cohorts_3m,
-       sum(cumulative_revenue) filter (where age = 6)
+       cast(sum(cumulative_revenue) filter (where age = 6) as double)
            / sum(acquired_users) filter (where age = 6)               as ltv_6m,
        cast(count(*) filter (where age = 6) as integer)               as cohorts_6m,
-       sum(cumulative_revenue) filter (where age = 12)
+       cast(sum(cumulative_revenue) filter (where age = 12) as double)
            / sum(acquired_users) filter (where age = 12)              as ltv_12m,
        cast(count(*) filter (where age = 12) as integer)              as cohorts_12m,
        string_agg(distinct currency_code, ', ' order by currency_code)

@@ -2,7 +2,9 @@
 -- maps the GA first-user columns to the dimension names the marts use. Days are summed into
 -- months first (every metric here is additive), so the unpivot copies a month's groups four
 -- times rather than every raw row. include nulls keeps a row whose dimension value is
--- missing, so its users and revenue still count.
+-- missing, so its users and revenue still count. Money and seconds are summed as exact
+-- decimals (GA sends at most six places), so the marts do not depend on the order rows were
+-- loaded in: a resumed or parallel backfill gives the same figures to the last bit.
 create or replace table staging.first_user_facts as
 with acquisition as (
     select 'acquisition'                                           as report,
@@ -32,13 +34,13 @@ activity as (
            first_user_source,
            first_user_medium,
            first_user_campaign_name,
-           sum(total_revenue)                                      as total_revenue,
-           sum(purchase_revenue)                                   as purchase_revenue,
+           sum(cast(total_revenue as decimal(38, 6)))              as total_revenue,
+           sum(cast(purchase_revenue as decimal(38, 6)))           as purchase_revenue,
            sum(transactions)                                       as transactions,
            sum(ecommerce_purchases)                                as ecommerce_purchases,
            sum(sessions)                                           as sessions,
            sum(screen_page_views)                                  as screen_page_views,
-           sum(user_engagement_duration)                           as user_engagement_duration
+           sum(cast(user_engagement_duration as decimal(38, 6)))   as user_engagement_duration
       from raw.ga_cohort_activity
      group by property_id,
               cohort_month,
