@@ -15,10 +15,23 @@ from connectors.ga4_fields import DEPRECATED_NAMES, STANDARD_FIELDS
 
 @dataclass(frozen=True)
 class DimensionSpec:
-    """A computed dimension: a SQL expression over one ``facts`` row, rendered as GA does."""
+    """A computed dimension: a SQL expression over one ``facts`` row, rendered as GA does.
+
+    ``key`` names a ``facts`` column whose values map one to one onto the dimension's texts,
+    ``sql`` being ``template`` over it: reports group by the column and write the texts after,
+    for far fewer rows.
+    """
 
     api_name: str
     sql: str
+    key: str | None = None
+    template: str = "{}"
+
+
+def _date_text(api_name: str, column: str) -> DimensionSpec:
+    """A date as GA writes it, YYYYMMDD: one text per date."""
+    template = "strftime({}, '%Y%m%d')"
+    return DimensionSpec(api_name, template.format(column), column, template)
 
 
 @dataclass(frozen=True)
@@ -40,16 +53,17 @@ class MetricSpec:
         return self.metric_type != "TYPE_INTEGER"
 
 
-def _dimensions(*specs: tuple[str, str]) -> dict[str, DimensionSpec]:
-    return {name: DimensionSpec(name, sql) for name, sql in specs}
+def _dimensions(*specs: tuple[str, str] | DimensionSpec) -> dict[str, DimensionSpec]:
+    built = [s if isinstance(s, DimensionSpec) else DimensionSpec(*s) for s in specs]
+    return {spec.api_name: spec for spec in built}
 
 
 DIMENSIONS = _dimensions(
-    ("date", "strftime(date, '%Y%m%d')"),
+    _date_text("date", "date"),
     ("yearMonth", "strftime(date, '%Y%m')"),
     ("year", "strftime(date, '%Y')"),
     ("month", "strftime(date, '%m')"),
-    ("firstSessionDate", "strftime(first_session_date, '%Y%m%d')"),
+    _date_text("firstSessionDate", "first_session_date"),
     ("firstUserDefaultChannelGroup", "channel_group"),
     ("firstUserSource", "source"),
     ("firstUserMedium", "medium"),

@@ -6,7 +6,7 @@ values (dates, filter operands, range names) always travel as parameters.
 
 from __future__ import annotations
 
-from connectors.emulator.fields import DIMENSIONS, METRICS, MetricSpec
+from connectors.emulator.fields import DIMENSIONS, METRICS, DimensionSpec, MetricSpec
 from connectors.emulator.filters import FilterNode, render
 from connectors.emulator.freshness import FIRST_SHARE, PENDING, SETTLE_HOURS, SHARE_GAINED
 from connectors.emulator.query import ReportQuery
@@ -63,8 +63,10 @@ class ReportSql:
         hidden = [f for f in _filter_fields(query.metric_filter) if f not in query.metrics]
         self.hidden = [METRICS[name] for name in dict.fromkeys(hidden)]
         self.dimension_sql = [DIMENSIONS[name].sql for name in query.dimensions]
+        self.dimension_specs: list[DimensionSpec | None] = [DIMENSIONS[n] for n in query.dimensions]
         if query.has_date_range_dimension:
             self.dimension_sql.append("date_range")
+            self.dimension_specs.append(None)
         self.dims = [f"d{i}" for i in range(len(self.dimension_sql))]
         self.shown = [f"m{i}" for i in range(len(self.metrics))]
         self.alias = dict(zip(query.metrics, self.shown, strict=True))
@@ -169,19 +171,41 @@ class ReportSql:
         return f"(select * replace ({', '.join(replaced)}) from facts{kept})", parameters  # noqa: S608
 
     def _grouped(self) -> str:
-        """One row per dimension combination, metrics as numbers under their aliases."""
+        """One row per dimension combination, metrics as numbers under their aliases.
+
+        A dimension with a key column is grouped by that column and written as text after
+        grouping: one strftime per group instead of per fact, and narrower group keys.
+        """
+        keys = [
+            f"k{i}" if spec is not None and spec.key else alias
+            for i, (spec, alias) in enumerate(zip(self.dimension_specs, self.dims, strict=True))
+        ]
         columns = [
             *(
-                f"coalesce({sql}, '(not set)') as {alias}"
-                for sql, alias in zip(self.dimension_sql, self.dims, strict=True)
+                f"{spec.key} as {key}"
+                if key != alias and spec is not None
+                else f"coalesce({sql}, '(not set)') as {alias}"
+                for spec, sql, key, alias in zip(
+                    self.dimension_specs, self.dimension_sql, keys, self.dims, strict=True
+                )
             ),
             *(
                 f"coalesce({spec.aggregate}, 0) as {self.alias[spec.api_name]}"
                 for spec in (*self.metrics, *self.hidden)
             ),
         ]
-        grouping = f" group by {', '.join(self.dims)}" if self.dims else ""
-        return f"select {', '.join(columns)} from ranged{grouping}"  # noqa: S608
+        grouping = f" group by {', '.join(keys)}" if keys else ""
+        grouped = f"select {', '.join(columns)} from ranged{grouping}"  # noqa: S608
+        if keys == self.dims:
+            return grouped
+        texts = [
+            f"coalesce({spec.template.format(key)}, '(not set)') as {alias}"
+            if key != alias and spec is not None
+            else alias
+            for spec, key, alias in zip(self.dimension_specs, keys, self.dims, strict=True)
+        ]
+        values = [self.alias[spec.api_name] for spec in (*self.metrics, *self.hidden)]
+        return f"select {', '.join([*texts, *values])} from ({grouped})"  # noqa: S608
 
     def _keep(self) -> Sql:
         """Which grouped rows are reported: not all zero (unless asked), and the metric filter."""
