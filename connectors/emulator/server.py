@@ -10,8 +10,10 @@ Clients must lift gRPC's 4 MB default receive limit, as GA's own transport does:
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -78,6 +80,25 @@ _UNIVERSAL_PROPERTY = "0"
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class PortInUseError(OSError):
+    """The emulator's gRPC or REST port is taken, so a second server would not be reached.
+
+    gRPC on Linux would otherwise share the port (SO_REUSEPORT) and answer half the calls.
+    """
+
+    def __init__(self, host: str, port: int, what: str) -> None:
+        super().__init__(
+            errno.EADDRINUSE,
+            f"{what} port {port} on {host} is already in use (another emulator or program "
+            "listens there): stop it, or choose another port",
+        )
+        self.host = host
+        self.port = port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 @dataclass(frozen=True)
@@ -165,19 +186,35 @@ class EmulatorServer:
             )
         for property_id in (*self._engines, _UNIVERSAL_PROPERTY):
             self._metadata[property_id] = Metadata.serialize(build_metadata(property_id))
+        # No SO_REUSEPORT: a second server on a taken port must fail, not share it.
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.max_workers),
-            options=[("grpc.max_send_message_length", -1)],
+            options=[("grpc.max_send_message_length", -1), ("grpc.so_reuseport", 0)],
         )
         server.add_generic_rpc_handlers((self._handlers(),))
-        port = server.add_insecure_port(f"{self._host}:{self._port}")
+        try:
+            port = server.add_insecure_port(f"{self._host}:{self._port}")
+        except RuntimeError:
+            port = 0
+        if port == 0:
+            self._close_engines()
+            if _port_taken(self._host, self._port):
+                raise PortInUseError(self._host, self._port, "gRPC")
+            raise OSError(f"cannot serve gRPC on {self._host}:{self._port}: check the host")
         server.start()
         self._server = server
         self._stopped.clear()
         self._address = f"{self._host}:{port}"
         if self._rest_port is not None:
-            self._rest = RestGateway(self._dispatch, host=self._host, port=self._rest_port)
-            self._rest_address = self._rest.start()
+            rest = RestGateway(self._dispatch, host=self._host, port=self._rest_port)
+            try:
+                self._rest_address = rest.start()
+            except OSError as error:
+                self.stop()
+                if error.errno == errno.EADDRINUSE:
+                    raise PortInUseError(self._host, self._rest_port, "REST") from None
+                raise
+            self._rest = rest
             logger.info("GA4 emulator answering REST on http://%s", self._rest_address)
         logger.info(
             "GA4 emulator serving %d properties (%s) on %s",
@@ -196,12 +233,15 @@ class EmulatorServer:
             self._rest.stop()
             self._rest, self._rest_address = None, None
         server.stop(grace).wait()
-        for engine in self._engines.values():
-            engine.close()
-        self._engines.clear()
+        self._close_engines()
         self._address = None
         self._stopped.set()
         logger.info("GA4 emulator stopped")
+
+    def _close_engines(self) -> None:
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
 
     def wait(self) -> None:
         """Block until ``stop`` is called from another thread."""
@@ -380,6 +420,21 @@ class EmulatorServer:
         if property_id != _UNIVERSAL_PROPERTY:
             self._engine(property_id)
         return self._metadata[property_id]
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether binding ``host:port`` fails for being in use: gRPC's failed bind says no why."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
 
 
 def _rows(values: list[tuple[tuple[str, ...], tuple[str, ...]]]) -> list[Row]:
