@@ -39,3 +39,7 @@ class QuotaExhaustedError(Ga4Error):
 
 class ReportIncompleteError(Ga4Error):
     """GA kept answering with fewer rows than it said the report has."""
+
+
+class EndpointUnreachableError(Ga4Error):
+    """No GA4 Data API could be reached: nothing listens, or it speaks the other transport."""

@@ -26,6 +26,7 @@ from functools import cached_property
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import requests
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
 from google.analytics.data_v1beta.types import (
     CheckCompatibilityRequest,
@@ -44,6 +45,7 @@ from google.auth.credentials import Credentials
 from connectors.auth import identity_of
 from connectors.decode import decode_table
 from connectors.errors import (
+    EndpointUnreachableError,
     FieldError,
     PermissionDeniedError,
     PropertyIdError,
@@ -52,7 +54,7 @@ from connectors.errors import (
 )
 from connectors.quota import QuotaGuard, QuotaPolicy, request_slot
 from connectors.reports import ReportDefinition, column_name
-from connectors.retry import Failure, RetryPolicy, call_with_retry, classify
+from connectors.retry import Failure, RetryPolicy, call_with_retry, classify, unreachable
 from connectors.windows import DateWindow, month_windows
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,11 @@ FIELD_ALIASES = {
 # Metrics counted only on a user's first-session date: a report keyed by firstSessionDate
 # holding only these has each row inside exactly one date window, so windows never overlap.
 FIRST_SESSION_METRICS = frozenset({"newUsers"})
+
+# How long to keep dialling a server that never answered: nothing listening on loopback will not
+# change within a run, while Google may be behind a network that is briefly down.
+EMULATOR_UNREACHABLE_SECONDS = 5.0
+GOOGLE_UNREACHABLE_SECONDS = 60.0
 
 _PROPERTY_ID = re.compile(r"^(?:properties/)?(\d{1,20})$")
 _MEASUREMENT_ID = re.compile(r"^G-[A-Z0-9]+$", re.IGNORECASE)
@@ -188,6 +195,7 @@ class FetchedReport:
 class Ga4Reports:
     """Runs reports for one property through the official client.
 
+    `endpoint` is the emulator's address the client dials (None: Google), named in errors.
     `sleep`, `monotonic`, `now` and `rng` are injectable so tests of backoff, quota waits
     and resets never really wait.
     """
@@ -198,6 +206,7 @@ class Ga4Reports:
         property_id: str,
         *,
         credentials: Credentials | None = None,
+        endpoint: str | None = None,
         page_size: int = MAX_PAGE_ROWS,
         timeout: float = 600.0,
         max_metrics: int = MAX_METRICS,
@@ -217,6 +226,8 @@ class Ga4Reports:
         self._client = client
         self.property_id = normalize_property_id(property_id)
         self._identity = identity_of(credentials)
+        self._endpoint = endpoint
+        self._answered = False  # once the server answered, refusals are retried in full
         self._page_size = page_size
         self._timeout = timeout
         self._max_metrics = max_metrics
@@ -655,15 +666,24 @@ class Ga4Reports:
 
     def _call(self, method, request, *, what: str):
         """Call with explicit timeout and our own retries; translate GA's refusals."""
+        if self._answered:
+            give_up: float | None = None
+        elif self._endpoint:
+            give_up = EMULATOR_UNREACHABLE_SECONDS
+        else:
+            give_up = GOOGLE_UNREACHABLE_SECONDS
         try:
-            return call_with_retry(
+            response = call_with_retry(
                 lambda: method(request=request, retry=None, timeout=self._timeout),
                 policy=self._retry,
                 what=f"property {self.property_id} {what}",
                 sleep=self._sleep,
                 clock=self._monotonic,
                 rng=self._rng,
+                unreachable_seconds=give_up,
             )
+        except (gexc.ServiceUnavailable, requests.ConnectionError) as exc:
+            raise self._unreachable(exc) from None
         except gexc.PermissionDenied:
             raise PermissionDeniedError(
                 f"{self._identity} has no access to GA4 property {self.property_id}. In GA4 "
@@ -678,6 +698,27 @@ class Ga4Reports:
                 budget = "daily" if failure is Failure.DAILY_TOKENS else "hourly"
                 raise self.guard.exhausted(budget, reason=f"GA said: {exc.message}") from None
             raise
+        else:
+            self._answered = True
+            return response
+
+    def _unreachable(self, error: Exception) -> EndpointUnreachableError:
+        """The error for a server that could not be reached, or stayed unavailable, to the end."""
+        transport = getattr(getattr(self._client, "transport", None), "kind", "grpc")
+        reason = unreachable(error)
+        if reason is None:
+            said = getattr(error, "message", None) or type(error).__name__
+            reason = f"still unavailable after retries: {_printable(str(said))}"
+        if self._endpoint:
+            return EndpointUnreachableError(
+                f"no GA4 Data API answers at {self._endpoint} ({transport}; {reason}): check "
+                "the address and port, and that GA_LTV_TRANSPORT matches the server "
+                "(grpc or rest)"
+            )
+        return EndpointUnreachableError(
+            f"The GA4 Data API (analyticsdata.googleapis.com, {transport}) cannot be reached "
+            f"({reason}): check the network connection, proxy and firewall, or try again later"
+        )
 
 
 def can_split_windows(dimensions: Sequence[str], metrics: Sequence[str]) -> bool:
@@ -689,6 +730,13 @@ def can_split_windows(dimensions: Sequence[str], metrics: Sequence[str]) -> bool
     if "date" in dimensions:
         return True
     return "firstSessionDate" in dimensions and set(metrics) <= FIRST_SESSION_METRICS
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Text fit for a one-line message: no control characters or binary bytes, bounded."""
+    clean = "".join(c if c.isprintable() and c.isascii() else " " for c in text)
+    clean = " ".join(clean.split())
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

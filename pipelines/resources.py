@@ -64,7 +64,13 @@ class Ga4Resource(ConfigurableResource):
             key_file=key_file,
             transport=self.transport,  # type: ignore[arg-type]
         )
-        return Ga4Reports(client, property_id, credentials=credentials, page_size=self.page_size)
+        return Ga4Reports(
+            client,
+            property_id,
+            credentials=credentials,
+            endpoint=endpoint,
+            page_size=self.page_size,
+        )
 
 
 class WarehouseResource(ConfigurableResource):
