@@ -8,16 +8,18 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import DagsterInstance
 
 from connectors.emulator.export_replay import ExportFileError
 from connectors.errors import Ga4Error
+from connectors.ga4_client import normalize_property_id
+from pipelines.errors import BackfillError
 from pipelines.partitions import MONTH_FORMAT, add_months
 from pipelines.resources import PublishingResource
-from pipelines.runner import BackfillError, backfill
 from pipelines.settings import (
     EMBEDDED_MONTHS,
     EMBEDDED_PROPERTY_ID,
@@ -41,6 +43,13 @@ def _months(start: str, end: str) -> list[str]:
     last = date.fromisoformat(check_month(end, what="--end") + "-01")
     if first > last:
         raise SettingsError(f"--start {start} is after --end {end}.")
+    # The earliest time zone is UTC+14: a month that has not begun there has no data anywhere.
+    current = (datetime.now(UTC) + timedelta(hours=14)).date().replace(day=1)
+    if last > current:
+        raise SettingsError(
+            f"--end {end} is in the future; the latest month with data is "
+            f"{current.strftime(MONTH_FORMAT)}."
+        )
     months = []
     while first <= last:
         months.append(first.strftime(MONTH_FORMAT))
@@ -49,28 +58,48 @@ def _months(start: str, end: str) -> list[str]:
 
 
 def _print_summary(db_path: Path) -> None:
-    rows = channel_summary(db_path)
-    print(f"\n{'channel':<28}{'users':>9}{'LTV 0m':>10}{'LTV 3m':>10}{'LTV 12m':>10}  currency")
-    for row in rows:
-        cells = [
-            f"{row[k]:>10.2f}" if row[k] is not None else f"{'-':>10}"
-            for k in ("ltv_0", "ltv_3", "ltv_12")
-        ]
-        print(
-            f"{row['channel'][:27]:<28}{row['acquired_users']:>9,}{''.join(cells)}  "
-            f"{row['currency_code']}"
-        )
-    print(f"\nDuckDB file: {db_path}")
+    """Per property, in its own currency: LTV of the channels, weighted over old-enough cohorts."""
+    ages = ("ltv_1m", "ltv_3m", "ltv_12m")
+    for prop in channel_summary(db_path):
+        print(f"\nproperty {prop.property_id} ({prop.currency_code})")
+        print(f"{'channel':<28}{'users':>9}{'LTV 1m':>10}{'LTV 3m':>10}{'LTV 12m':>10}")
+        for row in prop.channels:
+            cells = "".join(
+                f"{row[k]:>10.2f}" if row[k] is not None else f"{'-':>10}" for k in ages
+            )
+            print(f"{str(row['channel'])[:27]:<28}{row['acquired_users']:>9,}{cells}")
+    print(
+        "\nLTV at N months: cumulative revenue per acquired user of the cohorts that have "
+        "reached N months."
+    )
+    print(f"DuckDB file: {db_path.resolve()}")
     report_folder = PublishingResource().report_path(db_path)
     last_month = max((state.month for state in load_states(db_path)), default=None)
     if report_folder and last_month:
         report = report_folder / last_month / "ltv_report.html"
         if report.is_file():
-            print(f"HTML report: {report}")
+            print(f"HTML report: {report.resolve()}")
     print(
-        "Tables: marts.ltv_monthly, marts.ltv_by_channel, marts.ltv_by_source, "
-        "marts.ltv_by_medium, marts.ltv_by_campaign"
+        "Tables: marts.ltv_monthly, marts.ltv_summary, marts.ltv_by_channel, "
+        "marts.ltv_by_source, marts.ltv_by_medium, marts.ltv_by_campaign"
     )
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"--time-zone {name!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)."
+        ) from None
+    return name
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _instance() -> DagsterInstance:
@@ -93,6 +122,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         months[0],
         months[-1],
     )
+    from pipelines.runner import backfill  # loads the Dagster definitions
+
     with _instance() as instance:
         backfill(settings, months=months, instance=instance)
     _print_summary(settings.duckdb_path)
@@ -101,6 +132,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def _backfill_and_summarise(
     settings: Settings, months: list[str], args: argparse.Namespace
 ) -> None:
+    from pipelines.runner import backfill  # loads the Dagster definitions
+
     with _instance() as instance:
         backfill(
             settings, months=months, instance=instance, parallel=args.parallel, force=args.force
@@ -114,6 +147,12 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.duckdb:
         settings = replace(settings, duckdb_path=args.duckdb)
     if not args.export:
+        if settings.embedded:
+            raise SettingsError(
+                "No GA4 property is configured: set GA_LTV_PROPERTIES (or [[properties]] in "
+                "the GA_LTV_SETTINGS file), or GA_LTV_EMULATOR for an emulator. `ga-ltv demo` "
+                "runs on the generated demo property; `--export FILE` on a GA4 export."
+            )
         start = min(months[0], settings.start_month or months[0])
         _backfill_and_summarise(replace(settings, start_month=start), months, args)
         return
@@ -122,8 +161,8 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     prop = load_export(
         args.export,
-        property_id=args.property_id,
-        time_zone=args.time_zone,
+        property_id=normalize_property_id(args.property_id),
+        time_zone=_time_zone(args.time_zone),
         currency_code=args.currency,
     )
     with EmulatorServer([prop]) as server:
@@ -145,8 +184,8 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         props = [
             load_export(
                 args.export,
-                property_id=args.property_id,
-                time_zone=args.time_zone,
+                property_id=normalize_property_id(args.property_id),
+                time_zone=_time_zone(args.time_zone),
                 currency_code=args.currency,
             )
         ]
@@ -185,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--start", required=True, help="first month, YYYY-MM")
     run.add_argument("--end", required=True, help="last month, YYYY-MM")
     run.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
-    run.add_argument("--parallel", type=int, default=1, help="partitions landed at once")
+    run.add_argument("--parallel", type=_positive, default=1, help="partitions landed at once")
     run.add_argument(
         "--force", action="store_true", help="reload months already loaded after they were final"
     )
@@ -230,12 +269,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         args.func(args)
     except (SettingsError, Ga4Error, BackfillError, ExportFileError, WarehouseError) as exc:
         print(f"ga-ltv: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "ga-ltv: interrupted. Partitions that finished are kept; the same command resumes.",
+            file=sys.stderr,
+        )
+        return 130
     return 0
 
 

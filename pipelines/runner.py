@@ -20,9 +20,10 @@ from dagster._core.instance.ref import InstanceRef  # not exported at the top le
 
 from pipelines.assets import RAW_REPORTS
 from pipelines.definitions import LTV_JOB, RAW_JOB, build_definitions
+from pipelines.errors import BackfillError
 from pipelines.partitions import MONTH_DIMENSION, partition_key, property_month_partitions
 from pipelines.settings import Settings
-from warehouse.checks import finished_partitions, load_states
+from warehouse.checks import LoadState, finished_partitions, load_states
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,6 @@ _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # connector's 2 requests per process that keeps a backfill to 4 of GA's 10 concurrent
 # requests per property (see connectors/quota.py for the whole sum).
 RUNS_PER_PROPERTY = 2
-
-
-class BackfillError(RuntimeError):
-    """One or more partitions failed; the message lists them with the underlying errors."""
 
 
 @dataclass
@@ -64,7 +61,13 @@ def _failure_message(result: ExecuteInProcessResult) -> str:
             while error is not None and error.cause is not None:
                 error = error.cause
             if error is not None:
-                return f"{error.cls_name}: {error.message.strip()}"
+                # Dagster's message already starts with the exception's qualified class name.
+                message = error.message.strip()
+                return (
+                    message
+                    if error.cls_name in message.split(":", 1)[0]
+                    else (f"{error.cls_name}: {message}")
+                )
     return "the run failed; see the Dagster logs"
 
 
@@ -120,6 +123,26 @@ def _check_months(settings: Settings, months: Sequence[str]) -> None:
         )
 
 
+def _check_currencies(
+    settings: Settings, states: list[LoadState], *, months: Sequence[str], force: bool
+) -> None:
+    """Refuse to mix currencies: a property's months must all be in one reporting currency."""
+    for prop in settings.properties:
+        if not prop.currency:
+            continue
+        other = sorted(
+            {s.month for s in states
+             if s.property_id == prop.property_id and s.currency_code not in ("", prop.currency)}
+        )  # fmt: skip
+        if other and not (force and set(other) <= set(months)):
+            raise BackfillError(
+                f"Property {prop.property_id} is set to report in {prop.currency}, but months "
+                f"{', '.join(other)} were loaded in another currency. Reload them with "
+                f"--force --start {other[0]} --end {other[-1]} (or drop the currency setting), "
+                "so that its LTV never adds up two currencies."
+            )
+
+
 def backfill(
     settings: Settings,
     *,
@@ -132,7 +155,9 @@ def backfill(
     """Land every property-month not yet final in the warehouse, then rebuild the LTV marts."""
     _check_months(settings, months)
     report = BackfillReport()
-    done = set() if force else finished_partitions(load_states(settings.duckdb_path), RAW_REPORTS)
+    states = load_states(settings.duckdb_path)
+    _check_currencies(settings, states, months=months, force=force)
+    done = set() if force else finished_partitions(states, RAW_REPORTS)
     todo = []
     for property_id in property_ids or settings.property_ids:
         # Months before a property's own start month (e.g. before it existed) are not wanted.
@@ -179,7 +204,8 @@ def backfill(
             )
         raise BackfillError(
             f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed. "
-            "Run the same command again to resume.\n" + "\n".join(lines)
+            "Partitions that landed are kept; once the cause below is dealt with, the same "
+            "command resumes where this one stopped.\n" + "\n".join(lines)
         )
     return report
 

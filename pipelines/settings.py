@@ -39,6 +39,16 @@ _FILE_KEYS = {
     "refresh_hour",
 }
 _PROPERTY_KEYS = {"id", "label", "currency", "start_month"}
+_KNOWN_VARIABLES = {
+    "GA_LTV_SETTINGS",
+    "GA_LTV_PROPERTIES",
+    *(_ENV_PREFIX + key.upper() for key in _FILE_KEYS - {"properties"}),
+    # Where the LTV tables are published; read by the publishing resource at run time.
+    "GA_LTV_EXTRACTS_DIR",
+    "GA_LTV_REPORT_DIR",
+}
+# PostgreSQL publishing settings, and variables the test suite passes to itself.
+_OTHER_PREFIXES = ("GA_LTV_PG_", "GA_LTV_TEST_")
 
 
 class SettingsError(ValueError):
@@ -125,12 +135,20 @@ def _file_properties(items: object, path: Path) -> tuple[PropertySettings, ...]:
         raise SettingsError(f"In {path}, `properties` must be a list of [[properties]] tables.")
     props = []
     for item in items:
-        unknown = sorted(set(item) - _PROPERTY_KEYS) if isinstance(item, dict) else ["?"]
+        if not isinstance(item, dict):
+            raise SettingsError(
+                f"In {path}, each entry of `properties` must be a [[properties]] table with an "
+                f"`id`, got {item!r}."
+            )
+        unknown = sorted(set(item) - _PROPERTY_KEYS)
         if unknown or "id" not in item:
             raise SettingsError(
                 f"In {path}, each [[properties]] needs `id` and may have "
                 f"{sorted(_PROPERTY_KEYS - {'id'})}; found {sorted(item)}."
             )
+        for key in ("label", "currency", "start_month"):
+            if key in item and not isinstance(item[key], str):
+                raise SettingsError(f"In {path}, `{key}` must be a quoted string.")
         start = item.get("start_month")
         props.append(
             PropertySettings(
@@ -153,11 +171,27 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         values = _from_file(path)
         if "properties" in values:
             values["properties"] = _file_properties(values["properties"], path)
+    unknown = sorted(
+        name
+        for name in env
+        if name.startswith(_ENV_PREFIX)
+        and name not in _KNOWN_VARIABLES
+        and not name.startswith(_OTHER_PREFIXES)
+    )
+    if unknown:
+        raise SettingsError(
+            f"Unknown settings variables {unknown}; known: {sorted(_KNOWN_VARIABLES)} and "
+            f"{', '.join(p + '*' for p in _OTHER_PREFIXES)}."
+        )
     for key in _FILE_KEYS - {"properties"}:
         if env.get(_ENV_PREFIX + key.upper()):
             values[key] = env[_ENV_PREFIX + key.upper()]
     if env.get("GA_LTV_PROPERTIES"):
         values["properties"] = parse_properties(env["GA_LTV_PROPERTIES"])
+    for key in ("key_file", "emulator", "transport", "duckdb", "spool_dir", "start_month",
+                "as_of"):  # fmt: skip
+        if key in values and not isinstance(values[key], str):
+            raise SettingsError(f"`{key}` must be a quoted string, got {values[key]!r}.")
     transport = values.get("transport", "grpc")
     if transport not in ("grpc", "rest"):
         raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")

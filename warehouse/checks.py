@@ -45,6 +45,7 @@ class LoadState:
     is_final: bool
     window_end: date
     time_zone: str
+    currency_code: str
 
 
 def _exists(db_path: str | os.PathLike[str]) -> bool:
@@ -103,7 +104,8 @@ def load_states(
             return []
         rows = con.execute(
             "select property_id, strftime(partition_month, '%Y-%m'), report, is_final, "
-            "window_end, coalesce(time_zone, 'UTC') from raw.ga_loads order by all"
+            "window_end, coalesce(time_zone, 'UTC'), coalesce(currency_code, '') "
+            "from raw.ga_loads order by all"
         ).fetchall()
     return [LoadState(*row) for row in rows]
 

@@ -1,43 +1,48 @@
-"""Short per-channel LTV summary, for the command line."""
+"""Short per-property, per-channel LTV summary, for the command line."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from warehouse.connection import reader
 
-# LTV at an age is weighted over the cohorts old enough to have reached it, so young cohorts
-# neither drag the figure down nor vanish from the user counts.
-_CHANNEL_SUMMARY = """
-with cohorts as (
-    select property_id, channel, cohort_month, max(acquired_users) as acquired_users,
-           any_value(currency_code) as currency_code
-      from marts.ltv_by_channel
-     group by all
-),
-at_age as (
-    select channel,
-           months_since_acquisition as age,
-           sum(cumulative_revenue) / nullif(sum(acquired_users), 0) as ltv
-      from marts.ltv_by_channel
-     where months_since_acquisition in (0, 3, 12)
-     group by all
-)
-select c.channel,
-       sum(c.acquired_users)::bigint as acquired_users,
-       any_value(c.currency_code) as currency_code,
-       (select ltv from at_age a where a.channel = c.channel and a.age = 0) as ltv_0,
-       (select ltv from at_age a where a.channel = c.channel and a.age = 3) as ltv_3,
-       (select ltv from at_age a where a.channel = c.channel and a.age = 12) as ltv_12
-  from cohorts c
- group by c.channel
- order by acquired_users desc
+# Read from marts.ltv_summary, which already weighs each age over the cohorts old enough to
+# have reached it; one block per property, each in its own currency.
+_CHANNELS = """
+select property_id,
+       currency_code,
+       dimension_value as channel,
+       acquired_users,
+       ltv_1m,
+       ltv_3m,
+       ltv_12m
+  from marts.ltv_summary
+ where dimension = 'channel'
+ order by property_id, acquired_users desc, channel
 """
 
 
-def channel_summary(db_path: Path) -> list[dict[str, object]]:
-    """Acquired users and LTV at 0, 3 and 12 months per channel, across properties."""
+@dataclass(frozen=True)
+class PropertySummary:
+    """One property's channels, in that property's currency."""
+
+    property_id: str
+    currency_code: str
+    channels: list[dict[str, object]]
+
+
+def channel_summary(db_path: Path) -> list[PropertySummary]:
+    """Acquired users and LTV at 1, 3 and 12 months per channel, property by property."""
     with reader(db_path) as con:
-        cursor = con.execute(_CHANNEL_SUMMARY)
+        cursor = con.execute(_CHANNELS)
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    summaries: dict[str, PropertySummary] = {}
+    for row in rows:
+        prop = summaries.setdefault(
+            str(row["property_id"]),
+            PropertySummary(str(row["property_id"]), str(row["currency_code"]), []),
+        )
+        prop.channels.append(row)
+    return list(summaries.values())

@@ -22,9 +22,11 @@ from connectors.auth import build_client
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from connectors.ga4_client import Ga4Reports
+from pipelines.errors import BackfillError
 from pipelines.runner import backfill
 from pipelines.settings import PropertySettings, Settings
 from tests.pipelines.support import cli_env, cli_run_command, loads_landed, marts
+from warehouse.summary import channel_summary
 
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 PROPERTIES = {"700001": ("America/New_York", "USD"), "700002": ("Asia/Tokyo", "JPY")}
@@ -142,3 +144,39 @@ def test_one_reporting_currency_and_per_property_start(emulator: str, tmp_path: 
         ["totalRevenue"], start=date(2023, 11, 1), end=date(2023, 12, 31)
     )["totalRevenue"]
     assert 0 < jpy_revenue * 50 < in_yen
+
+
+def test_changing_a_property_currency_is_refused_until_reloaded(
+    emulator: str, tmp_path: Path
+) -> None:
+    """Months in JPY and months in USD must never add up into one LTV."""
+    in_yen = _settings(emulator, tmp_path)
+    in_dollars = replace(
+        in_yen, properties=(PropertySettings("700001"), PropertySettings("700002", currency="USD"))
+    )
+    with DagsterInstance.ephemeral() as instance:
+        backfill(in_yen, months=MONTHS[-2:], instance=instance)
+        with pytest.raises(
+            BackfillError, match=r"700002 is set to report in USD.*2023-11, 2023-12"
+        ):
+            backfill(in_dollars, months=MONTHS[-3:], instance=instance)
+        with pytest.raises(BackfillError, match="--force --start 2023-11 --end 2023-12"):
+            backfill(in_dollars, months=MONTHS[-1:], instance=instance, force=True)
+        backfill(in_dollars, months=MONTHS[-2:], instance=instance, force=True)
+    with duckdb.connect(str(in_yen.duckdb_path), read_only=True) as con:
+        assert con.execute(
+            "select property_id, string_agg(distinct currency_code) from raw.ga_loads "
+            "group by 1 order by 1"
+        ).fetchall() == [("700001", "USD"), ("700002", "USD")]
+
+
+def test_command_line_summary_keeps_properties_apart(emulator: str, tmp_path: Path) -> None:
+    settings = _settings(emulator, tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        backfill(settings, months=MONTHS[-2:], instance=instance)
+    summaries = channel_summary(settings.duckdb_path)
+    assert [(s.property_id, s.currency_code) for s in summaries] == [
+        ("700001", "USD"),
+        ("700002", "JPY"),
+    ]
+    assert all(s.channels for s in summaries)

@@ -64,3 +64,25 @@ def test_bad_settings_file(tmp_path: Path, content: str, message: str) -> None:
 def test_missing_settings_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="cannot be read"):
         load_settings({"GA_LTV_SETTINGS": str(tmp_path / "absent.toml")})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("properties = [123]\n", "must be a \\[\\[properties\\]\\] table"),
+        ("start_month = 202201\n", "`start_month` must be a quoted string"),
+        ("[[properties]]\nid = '1'\ncurrency = 3\n", "`currency` must be a quoted string"),
+    ],
+)
+def test_settings_of_the_wrong_type(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "ga-ltv.toml"
+    path.write_text(content)
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"GA_LTV_SETTINGS": str(path)})
+
+
+def test_unknown_variables_are_refused_but_publishing_and_test_ones_pass() -> None:
+    with pytest.raises(SettingsError, match="GA_LTV_DUCKD"):
+        load_settings({"GA_LTV_DUCKD": "x"})
+    settings = load_settings({"GA_LTV_PG_HOST": "127.0.0.1", "GA_LTV_TEST_PG_DSN": "x"})
+    assert settings.embedded

@@ -41,7 +41,7 @@ CASES: dict[str, tuple[str | None, dict[str, str], bytes | None, list[str], str]
         None, {}, None, ["run", "--start", "2024-05", "--end", "2024-01"], "is after --end"
     ),
     "month in the future": (
-        None, {}, None, ["run", "--start", FUTURE, "--end", FUTURE], "has not begun"
+        None, {}, None, ["run", "--start", FUTURE, "--end", FUTURE], "is in the future"
     ),
     "month not YYYY-MM": (None, {}, None, ["run", "--start", "2024-3", "--end", "2024-04"],
                           "YYYY-MM"),

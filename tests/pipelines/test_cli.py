@@ -1,0 +1,69 @@
+"""The command line: careless input gets one clear line, never a traceback or a silent guess."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines import cli
+from pipelines.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # No property configured: `run` must not quietly load the generated demo data.
+        (["run", "--start", "2024-01", "--end", "2024-02"], "No GA4 property is configured"),
+        (["run", "--start", "2099-01", "--end", "2099-02"], "--end 2099-02 is in the future"),
+        (["run", "--start", "2024-02", "--end", "2024-01"], "is after --end"),
+        (["run", "--start", "2024-13", "--end", "2024-12"], "YYYY-MM"),
+        (["run", "--start", "2020-11", "--end", "2020-12", "--export", "x.parquet",
+          "--property-id", "G-123ABC"], "measurement id"),
+        (["run", "--start", "2020-11", "--end", "2020-12", "--export", "x.parquet",
+          "--time-zone", "Mars/Phobos"], "not an IANA time zone"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], message: str
+) -> None:
+    code, err = _run(capsys, *argv, "--duckdb", str(tmp_path / "w.duckdb"))
+    assert code == 1
+    assert err.startswith("ga-ltv: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_unknown_settings_variable_is_named(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GA_LTV_PROPERTY", "123")  # the plural is meant
+    code, err = _run(capsys, "run", "--start", "2024-01", "--end", "2024-01")
+    assert code == 1
+    assert "Unknown settings variables ['GA_LTV_PROPERTY']" in err
+
+
+def test_parallel_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--start", "2024-01", "--end", "2024-01", "--parallel", "0"])
+    assert exited.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_ctrl_c_says_how_to_resume(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_demo", interrupted)
+    code, err = _run(capsys, "demo")
+    assert code == 130
+    assert "interrupted" in err and "resumes" in err and "Traceback" not in err
