@@ -60,6 +60,21 @@ def write_lock() -> int:
     return 0
 
 
+PATH_OPTIONS = ("--duckdb", "--export")
+
+
+def _absolute_paths(args: list[str]) -> list[str]:
+    """Commands run from the project folder; paths the user typed are read from where they are."""
+    resolved = list(args)
+    for i, arg in enumerate(args):
+        option, equals, value = arg.partition("=")
+        if option in PATH_OPTIONS and equals:
+            resolved[i] = f"{option}={Path(value).expanduser().absolute()}"
+        elif i and args[i - 1] in PATH_OPTIONS:
+            resolved[i] = str(Path(arg).expanduser().absolute())
+    return resolved
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit("dev.py: Python 3.11 or newer is required")
@@ -73,7 +88,7 @@ def main(argv: list[str]) -> int:
     elif command == "ui":
         args = [str(BIN / "dagster"), "dev", "--host", "127.0.0.1", *rest]
     else:
-        args = [str(BIN / "ga-ltv"), command, *rest]
+        args = [str(BIN / "ga-ltv"), command, *_absolute_paths(rest)]
     return subprocess.run(args, cwd=ROOT, env=env, check=False).returncode
 
 
