@@ -44,6 +44,14 @@ class CorruptWarehouseError(WarehouseError):
     """The path exists but is not a DuckDB database."""
 
 
+class ForeignDatabaseError(WarehouseError):
+    """The file is a DuckDB database that ga-ltv did not create: it is left as it is."""
+
+
+class SchemaMismatchError(WarehouseError):
+    """A ga-ltv table exists with other columns than this code writes (foreign or very old)."""
+
+
 class DiskFullError(WarehouseError, OSError):
     """A write ran out of disk space; what was there before the write is intact."""
 

@@ -7,6 +7,7 @@ transaction, so a half-upgraded database cannot exist.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 
@@ -15,6 +16,8 @@ import duckdb
 from connectors.reports import DATE_DIMENSIONS, ReportDefinition, column_name
 from warehouse.connection import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
+    ForeignDatabaseError,
+    SchemaMismatchError,
     WarehouseError,
     rollback,
     writer,
@@ -79,7 +82,12 @@ def ensure_schema(
 
 
 def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
-    """Apply the schema versions ``con`` lacks in one transaction; returns the resulting version."""
+    """Apply the schema versions ``con`` lacks in one transaction; returns the resulting version.
+
+    A database with tables but no ``schema_version`` belongs to someone else and is refused
+    untouched; tables of ours whose columns differ from what the code writes are refused too.
+    """
+    _refuse_foreign(con)
     con.execute(
         "create table if not exists main.schema_version ("
         " version integer primary key, applied_at timestamptz not null)"
@@ -95,6 +103,7 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
         )
     pending = {version: name for version, name in available.items() if version > current}
     if not pending:
+        _check_columns(con)
         return current
     con.execute("begin transaction")
     try:
@@ -106,7 +115,81 @@ def apply_migrations(con: duckdb.DuckDBPyConnection) -> int:
     except BaseException:
         rollback(con)
         raise
+    _check_columns(con)
     return latest
+
+
+def _database_path(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchone()
+    return str(row[0]) if row and row[0] else "the database"
+
+
+def _refuse_foreign(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse a database that has tables or views but was never given a schema by ga-ltv."""
+    ours = con.execute(
+        "select count(*) from duckdb_tables() where database_name = current_database()"
+        " and schema_name = 'main' and table_name = 'schema_version'"
+    ).fetchone()
+    if ours and ours[0]:
+        return
+    found = con.execute(
+        "select schema_name || '.' || table_name as name from duckdb_tables()"
+        " where database_name = current_database() and not internal"
+        " union all select schema_name || '.' || view_name from duckdb_views()"
+        " where database_name = current_database() and not internal"
+        " order by name limit 6"
+    ).fetchall()
+    if not found:
+        return
+    names = ", ".join(row[0] for row in found[:5]) + (", ..." if len(found) > 5 else "")
+    raise ForeignDatabaseError(
+        f"{_database_path(con)} already holds tables ({names}) but no ga-ltv schema_version: "
+        "it looks like another application's database and was left untouched. Choose another "
+        "--duckdb / GA_LTV_DUCKDB path."
+    )
+
+
+def _check_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Refuse tables of ours that lack columns the code writes, before a load fails midway."""
+    rows = con.execute(
+        "select schema_name, table_name, column_name from duckdb_columns()"
+        " where database_name = current_database()"
+    ).fetchall()
+    actual: dict[tuple[str, str], set[str]] = {}
+    for schema, table, column in rows:
+        actual.setdefault((schema, table), set()).add(column)
+    for (schema, table), expected in _expected_columns().items():
+        have = actual.get((schema, table))
+        missing = [c for c in expected if have is not None and c not in have]
+        if have is None or missing:
+            lacks = f"lacks the columns {', '.join(missing)}" if missing else "is missing"
+            raise SchemaMismatchError(
+                f"{_database_path(con)}: table {schema}.{table} {lacks} that this ga-ltv "
+                "writes (another application's table, or a much older schema). Choose "
+                "another --duckdb / GA_LTV_DUCKDB path, or move the file aside and reload."
+            )
+
+
+@functools.cache
+def _expected_columns() -> dict[tuple[str, str], tuple[str, ...]]:
+    """Each table the schema files create, with its columns: built once in memory."""
+    con = duckdb.connect(":memory:")
+    try:
+        for _, file_name in sorted(_migration_versions().items()):
+            con.execute(read_sql(f"{_MIGRATIONS_FOLDER}/{file_name}"))
+        rows = con.execute(
+            "select schema_name, table_name, column_name from duckdb_columns()"
+            " where database_name = current_database() and schema_name <> 'main'"
+            " order by schema_name, table_name, column_index"
+        ).fetchall()
+    finally:
+        con.close()
+    expected: dict[tuple[str, str], tuple[str, ...]] = {}
+    for schema, table, column in rows:
+        expected[(schema, table)] = (*expected.get((schema, table), ()), column)
+    return expected
 
 
 def _migration_versions() -> dict[int, str]:
