@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dagster import DagsterInstance
 
 from connectors.emulator.export_replay import ExportFileError
+from connectors.emulator.server import PortInUseError
 from connectors.errors import Ga4Error
 from connectors.ga4_client import normalize_property_id
 from pipelines.errors import BackfillError
@@ -272,7 +273,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         args.func(args)
-    except (SettingsError, Ga4Error, BackfillError, ExportFileError, WarehouseError) as exc:
+    except (
+        SettingsError,
+        Ga4Error,
+        BackfillError,
+        ExportFileError,
+        WarehouseError,
+        PortInUseError,
+    ) as exc:
         print(f"ga-ltv: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
