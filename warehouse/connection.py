@@ -52,6 +52,10 @@ class SchemaMismatchError(WarehouseError):
     """A ga-ltv table exists with other columns than this code writes (foreign or very old)."""
 
 
+class UnwritableWarehouseError(WarehouseError):
+    """The warehouse's folder, lock file or database cannot be written by this user."""
+
+
 class DiskFullError(WarehouseError, OSError):
     """A write ran out of disk space; what was there before the write is intact."""
 
@@ -88,7 +92,11 @@ def writer(
     The caller manages transactions; the connection is closed (and the lock released) on exit.
     """
     path = Path(db_path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        _raise_if_unwritable(exc, path, exc.filename or path.parent)
+        raise
     with _flock(path, exclusive=True, timeout=lock_timeout):
         _check_is_duckdb(path)
         # umask rather than chmod-after-create so the file and DuckDB's WAL are never readable
@@ -140,7 +148,11 @@ def reader(
 def _flock(db_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
     """Hold ``flock`` on the lock file beside ``db_path``, polling until ``timeout``."""
     path = lock_path(db_path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        _raise_if_unwritable(exc, db_path, path)
+        raise
     try:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + timeout
@@ -202,6 +214,11 @@ def _connect(
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             _raise_if_corrupt(exc, path)
+            for error_number in () if read_only else _UNWRITABLE:
+                if os.strerror(error_number) in str(exc):
+                    _raise_if_unwritable(
+                        OSError(error_number, os.strerror(error_number)), path, path
+                    )
             if "Could not set lock" in str(exc) and time.monotonic() < deadline:
                 time.sleep(_LOCK_POLL_SECONDS * 4)
                 continue
@@ -212,6 +229,21 @@ def _connect(
                 else ""
             )
             raise WarehouseError(f"could not open warehouse database {path}: {exc}{hint}") from exc
+
+
+# The errors that mean "this user may not write here", as opposed to a full disk or a bug.
+_UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def _raise_if_unwritable(exc: OSError, db_path: Path, where: str | os.PathLike[str]) -> None:
+    """Name the warehouse and what could not be written, instead of a bare OSError on a lock."""
+    if exc.errno not in _UNWRITABLE:
+        return
+    raise UnwritableWarehouseError(
+        f"{where} cannot be written ({exc.strerror}), and the warehouse {db_path} needs it: "
+        "choose a writable folder for --duckdb / GA_LTV_DUCKDB, or give the user running "
+        "ga-ltv write access there."
+    ) from None
 
 
 def _raise_if_corrupt(exc: duckdb.Error, path: Path) -> None:
