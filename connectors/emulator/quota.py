@@ -1,10 +1,11 @@
 """Property token accounting and enforcement, so clients can exercise their quota handling.
 
-Costs are a simple stand-in for GA's undisclosed formula: one token per request plus one per
-10,000 rows returned. Daily windows reset at midnight Pacific time, like GA's. Once a window is
-spent, or too many requests for a property are in flight, requests fail with
-RESOURCE_EXHAUSTED and a message worded like GA's, which names the quota: clients tell them
-apart by that text (the status code is the same for all).
+Costs are a simple stand-in for GA's undisclosed formula, growing like GA's with the rows and
+the days a request touches: one token per request, plus one per 10,000 rows returned, plus one
+for each further 31 days of date range after the first day. Daily windows reset at midnight
+Pacific time, like GA's. Once a window is spent, or too many requests for a property are in
+flight, requests fail with RESOURCE_EXHAUSTED and a message worded like GA's, which names the
+quota: clients tell them apart by that text (the status code is the same for all).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from connectors.emulator.errors import EmulatorError
 
 _PACIFIC = ZoneInfo("America/Los_Angeles")
 ROWS_PER_TOKEN = 10_000
+DAYS_PER_TOKEN = 31
 
 # GA's wording for each exhausted property quota.
 DAILY_EXHAUSTED = (
@@ -52,8 +54,8 @@ class QuotaLimits:
     potentially_thresholded_requests_per_hour: int = 120
 
 
-def request_cost(rows_returned: int) -> int:
-    return 1 + rows_returned // ROWS_PER_TOKEN
+def request_cost(rows_returned: int, days_touched: int = 1) -> int:
+    return 1 + rows_returned // ROWS_PER_TOKEN + max(days_touched - 1, 0) // DAYS_PER_TOKEN
 
 
 class QuotaLedger:

@@ -313,7 +313,8 @@ class EmulatorServer:
             number, max(0, min(parsed.limit, report.row_count - parsed.offset))
         )
         page = report.page(parsed.offset, returned)
-        tokens = request_cost(returned)
+        days = sum((w.end - w.start).days + 1 for w in parsed.query.date_ranges)
+        tokens = request_cost(returned, days)
         quota = self._quota.charge(data.property_id, tokens, now)
         response = RunReportResponse(
             dimension_headers=[DimensionHeader(name=n) for n in parsed.dimension_headers],
