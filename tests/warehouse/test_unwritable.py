@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.publishing.services import missing
 from warehouse.connection import UnwritableWarehouseError, WarehouseError, reader
 from warehouse.schema import ensure_schema
 
@@ -42,7 +43,7 @@ def read_only(tmp_path: Path) -> Iterator[Path]:
     try:
         _mount(folder, "mode=0755")
     except (subprocess.CalledProcessError, FileNotFoundError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
+        missing("a read-only tmpfs mount", f"root and mount(8); here: {exc}")
     try:
         ensure_schema(folder / "ga.duckdb")
         subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
