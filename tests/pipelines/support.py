@@ -10,8 +10,27 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.settings import PropertySettings, Settings
 from warehouse.connection import WarehouseLockTimeout, quote_identifier, reader
 from warehouse.models import LTV_TABLES
+
+
+def emulator_settings(
+    address: str | None,
+    folder: Path,
+    property_ids: Iterable[str],
+    start_month: str,
+    **overrides: object,
+) -> Settings:
+    """Settings for a backfill in-process against an emulator, with its files in ``folder``."""
+    return Settings(
+        properties=tuple(PropertySettings(pid) for pid in property_ids),
+        emulator=address,
+        duckdb_path=folder / "ga_ltv.duckdb",
+        spool_dir=folder / "spool",
+        start_month=start_month,
+        **overrides,  # type: ignore[arg-type]
+    )
 
 
 def cli_env(

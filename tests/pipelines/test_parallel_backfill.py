@@ -25,7 +25,7 @@ from connectors.ga4_client import Ga4Reports
 from pipelines.errors import BackfillError
 from pipelines.runner import backfill
 from pipelines.settings import PropertySettings, Settings
-from tests.pipelines.support import cli_env, cli_run_command, loads_landed, marts
+from tests.pipelines.support import cli_env, cli_run_command, emulator_settings, loads_landed, marts
 from warehouse.summary import channel_summary
 
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
@@ -51,13 +51,7 @@ def emulator() -> Iterator[str]:
 
 
 def _settings(address: str, folder: Path) -> Settings:
-    return Settings(
-        properties=tuple(PropertySettings(pid) for pid in PROPERTIES),
-        emulator=address,
-        duckdb_path=folder / "ga_ltv.duckdb",
-        spool_dir=folder / "spool",
-        start_month=MONTHS[0],
-    )
+    return emulator_settings(address, folder, PROPERTIES, MONTHS[0])
 
 
 def test_two_properties_twelve_months_four_at_once(emulator: str, tmp_path: Path) -> None:

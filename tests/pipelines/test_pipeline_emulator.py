@@ -14,6 +14,7 @@ from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from pipelines.runner import BackfillError, backfill
 from pipelines.settings import PropertySettings, Settings
+from tests.pipelines.support import emulator_settings
 
 PROPERTY_ID = "515151"
 MONTHS = ["2024-01", "2024-02", "2024-03"]
@@ -33,13 +34,7 @@ def emulator() -> Iterator[str]:
 
 
 def _settings(address: str, tmp_path: Path) -> Settings:
-    return Settings(
-        properties=(PropertySettings(property_id=PROPERTY_ID),),
-        emulator=address,
-        duckdb_path=tmp_path / "ga_ltv.duckdb",
-        spool_dir=tmp_path / "spool",
-        start_month=MONTHS[0],
-    )
+    return emulator_settings(address, tmp_path, [PROPERTY_ID], MONTHS[0])
 
 
 def _mart(db_path: Path) -> list[tuple]:

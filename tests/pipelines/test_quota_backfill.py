@@ -18,8 +18,9 @@ from connectors.emulator.generated import generate_property
 from connectors.emulator.quota import QuotaLimits
 from connectors.emulator.server import EmulatorOptions, EmulatorServer
 from pipelines.runner import BackfillError, backfill
-from pipelines.settings import PropertySettings, Settings
+from pipelines.settings import Settings
 from tests.connectors.support import MovingClock
+from tests.pipelines.support import emulator_settings
 
 PROPERTY = "818181"
 MONTHS = [f"2024-{m:02d}" for m in range(1, 7)]
@@ -46,13 +47,7 @@ def emulator(prop) -> Iterator[tuple[str, MovingClock]]:
 
 
 def _settings(address: str, folder: Path) -> Settings:
-    return Settings(
-        properties=(PropertySettings(PROPERTY),),
-        emulator=address,
-        duckdb_path=folder / "ga_ltv.duckdb",
-        spool_dir=folder / "spool",
-        start_month=MONTHS[0],
-    )
+    return emulator_settings(address, folder, [PROPERTY], MONTHS[0])
 
 
 def _partitions(db_path: Path) -> dict[tuple[str, str], list[tuple]]:

@@ -21,7 +21,8 @@ from connectors.emulator.server import EmulatorOptions, EmulatorServer
 from pipelines.definitions import REFRESH_JOB, build_definitions
 from pipelines.runner import backfill
 from pipelines.schedules import refresh_requests
-from pipelines.settings import PropertySettings, Settings
+from pipelines.settings import Settings
+from tests.pipelines.support import emulator_settings
 
 PROPERTY_ID = "616161"
 EARLY = datetime(2024, 4, 1, 12, 0, tzinfo=UTC)
@@ -54,14 +55,7 @@ def emulator(clock: Clock) -> Iterator[str]:
 
 
 def _settings(address: str, folder: Path, now: datetime) -> Settings:
-    return Settings(
-        properties=(PropertySettings(PROPERTY_ID),),
-        emulator=address,
-        duckdb_path=folder / "ga_ltv.duckdb",
-        spool_dir=folder / "spool",
-        start_month="2024-02",
-        as_of=now.isoformat(),
-    )
+    return emulator_settings(address, folder, [PROPERTY_ID], "2024-02", as_of=now.isoformat())
 
 
 def _state(db: Path) -> tuple[int, bool, int]:

@@ -21,8 +21,8 @@ from dagster import DagsterInstance
 from connectors.emulator.generated import generate_property
 from pipelines.assets import RAW_REPORTS
 from pipelines.runner import backfill
-from pipelines.settings import PropertySettings, Settings
-from tests.pipelines.support import cli_env, cli_run_command, marts
+from pipelines.settings import Settings
+from tests.pipelines.support import cli_env, cli_run_command, emulator_settings, marts
 from tests.reliability.conftest import Tally
 from tests.reliability.support import (
     CliRun,
@@ -72,13 +72,7 @@ def emulator() -> Iterator[GatedEmulator]:
 
 
 def _settings(address: str, folder: Path) -> Settings:
-    return Settings(
-        properties=(PropertySettings(PROPERTY_ID),),
-        emulator=address,
-        duckdb_path=folder / "ga_ltv.duckdb",
-        spool_dir=folder / "spool",
-        start_month=MONTHS[0],
-    )
+    return emulator_settings(address, folder, [PROPERTY_ID], MONTHS[0])
 
 
 def _remaining(db_path: Path) -> int:

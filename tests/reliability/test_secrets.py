@@ -17,7 +17,8 @@ from dagster import DagsterInstance, serialize_value
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from pipelines.runner import BackfillError, backfill
-from pipelines.settings import PropertySettings, Settings
+from pipelines.settings import Settings
+from tests.pipelines.support import emulator_settings
 from tests.publishing.conftest import FAKE_PASSWORD, PgDatabase
 from tests.publishing.services import free_loopback_port
 from tests.reliability.conftest import Tally
@@ -56,13 +57,8 @@ def _key_file(folder: Path) -> Path:
 
 
 def _settings(folder: Path, *, emulator: str | None) -> Settings:
-    return Settings(
-        properties=(PropertySettings(PROPERTY_ID),),
-        emulator=emulator,
-        key_file=_key_file(folder.parent),
-        duckdb_path=folder / "ga_ltv.duckdb",
-        spool_dir=folder / "spool",
-        start_month=MONTHS[0],
+    return emulator_settings(
+        emulator, folder, [PROPERTY_ID], MONTHS[0], key_file=_key_file(folder.parent)
     )
 
 
