@@ -67,3 +67,21 @@ def test_ctrl_c_says_how_to_resume(
     code, err = _run(capsys, "demo")
     assert code == 130
     assert "interrupted" in err and "resumes" in err and "Traceback" not in err
+
+
+def test_emulator_port_taken_is_one_clear_line(
+    capsys: pytest.CaptureFixture[str], export_sample: Path
+) -> None:
+    from datetime import date
+
+    from connectors.emulator.generated import generate_property
+    from connectors.emulator.server import EmulatorServer
+
+    prop = generate_property(property_id="9", months=1, users=100, end=date(2024, 1, 31))
+    with EmulatorServer([prop]) as holder:
+        port = holder.address.rsplit(":", 1)[1]
+        code, err = _run(capsys, "emulator", "serve", "--port", port, "--export",
+                         str(export_sample))  # fmt: skip
+    assert code == 1
+    assert f"port {port}" in err and "already in use" in err
+    assert "Traceback" not in err
