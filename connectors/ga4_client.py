@@ -28,6 +28,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import requests
 from google.analytics.data_v1beta import BetaAnalyticsDataClient
+from google.analytics.data_v1beta.services.beta_analytics_data.transports.base import (
+    DEFAULT_CLIENT_INFO,
+)
 from google.analytics.data_v1beta.types import (
     CheckCompatibilityRequest,
     Compatibility,
@@ -40,10 +43,12 @@ from google.analytics.data_v1beta.types import (
     RunReportResponse,
 )
 from google.api_core import exceptions as gexc
+from google.api_core import gapic_v1
 from google.auth.credentials import Credentials
 
+from connectors.ahead import AnswersAhead
 from connectors.auth import identity_of
-from connectors.decode import decode_table
+from connectors.decode import WireResponse
 from connectors.errors import (
     EndpointUnreachableError,
     FieldError,
@@ -224,6 +229,7 @@ class Ga4Reports:
         if not 0 < max_metrics <= MAX_METRICS:
             raise ValueError(f"max_metrics must be between 1 and {MAX_METRICS}")
         self._client = client
+        self._run_report_wire = _wire_run_report(client)
         self.property_id = normalize_property_id(property_id)
         self._identity = identity_of(credentials)
         self._endpoint = endpoint
@@ -240,10 +246,16 @@ class Ga4Reports:
         self.guard = QuotaGuard(self.property_id, policy=quota, now=now, sleep=sleep)
         self._compatible: set[tuple[tuple[str, ...], tuple[str, ...]]] = set()
         self.report_requests = 0  # runReport calls answered, retries of short pages included
+        self._ahead = AnswersAhead(f"property {self.property_id}", clock=monotonic)
 
     @property
     def resource(self) -> str:
         return f"properties/{self.property_id}"
+
+    @property
+    def answered_ahead(self) -> int:
+        """runReport answers so far that had been fetched ahead (see `prefetch`)."""
+        return self._ahead.taken
 
     @property
     def tokens_spent(self) -> int:
@@ -359,25 +371,75 @@ class Ga4Reports:
         currency_code: str | None = None,
     ) -> dict[str, float]:
         """The window's totals, no dimensions: a cheap second opinion on what landed."""
-        _, mets = self.validate([], metrics)
         values: dict[str, float] = {}
-        for names, group in zip(
-            _chunks(list(metrics), self._max_metrics),
-            self._metric_groups(mets),
-            strict=True,
-        ):
-            request = RunReportRequest(
-                property=self.resource,
-                metrics=[Metric(name=m) for m in group],
-                date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
-                currency_code=currency_code or "",
-                return_property_quota=True,
-            )
-            response = self._run_report(request)
-            pb = type(response).pb(response)
+        for names, request in self._totals_requests(metrics, start, end, currency_code):
+            pb = RunReportResponse.pb().FromString(self._run_report(request).data)
             row = [float(v.value) for v in pb.rows[0].metric_values] if pb.rows else []
             values |= dict(zip(names, row or [0.0] * len(names), strict=True))
         return values
+
+    def _totals_requests(
+        self, metrics: Sequence[str], start: date, end: date, currency_code: str | None
+    ) -> list[tuple[list[str], RunReportRequest]]:
+        _, mets = self.validate([], metrics)
+        return [
+            (
+                names,
+                RunReportRequest(
+                    property=self.resource,
+                    metrics=[Metric(name=m) for m in group],
+                    date_ranges=[DateRange(start_date=start.isoformat(), end_date=end.isoformat())],
+                    currency_code=currency_code or "",
+                    return_property_quota=True,
+                ),
+            )
+            for names, group in zip(
+                _chunks(list(metrics), self._max_metrics), self._metric_groups(mets), strict=True
+            )
+        ]
+
+    # Fetching ahead --------------------------------------------------------------------
+
+    def prefetch(
+        self,
+        report: ReportDefinition,
+        *,
+        start: date,
+        end: date,
+        currency_code: str | None = None,
+        totals: Sequence[str] = (),
+    ) -> None:
+        """Start asking, in the background, for what landing [start, end] will ask first.
+
+        A backfill calls this for its next partition while it writes the current one, so the
+        time GA takes to compute a report overlaps local work instead of adding to it. The
+        requests are the very ones `iter_pages` (its first page) and `totals` will send, and
+        those take the answers up instead of asking again; an answer never taken up (the run
+        stopped) is the only extra cost. Nothing is fetched ahead before GA has said what the
+        budgets hold, nor once one is near its reserve (`QuotaGuard.allows_optional`).
+        """
+        dims, mets = self.validate(report.dimensions, report.metrics)
+        wanted = (
+            [r for _, r in self._totals_requests(totals, start, end, currency_code)]
+            if totals
+            else []
+        )
+        if len(self._metric_groups(mets)) == 1:  # joined metric groups are not worth it
+            window = next(iter(month_windows(start, end)))
+            wanted.append(self._page_request(dims, mets, window, 0, currency_code))
+        for request in wanted:
+            self._ahead.submit(request, self._answer_ahead)
+
+    def close(self) -> None:
+        """Drop answers fetched ahead and never taken up; stop the background thread."""
+        self._ahead.close()
+
+    def _answer_ahead(self, request: RunReportRequest) -> bytes | None:
+        """Run in the background: one request, while the quota has room for optional ones."""
+        if not self.guard.allows_optional():
+            return None
+        with request_slot(self.property_id):
+            return self._call(self._run_report_wire, request, what="RunReport (ahead)")
 
     # Windows and pages -----------------------------------------------------------------
 
@@ -507,7 +569,27 @@ class Ga4Reports:
         currency_code: str | None,
         attempt: int,
     ) -> ReportPage:
-        request = RunReportRequest(
+        request = self._page_request(dims, mets, window, offset, currency_code)
+        page = decode_page(self._run_report(request), report, offset=offset)
+        log.debug(
+            "report %s window %s page at offset %d: %d rows of %d",
+            report.name,
+            window,
+            offset,
+            page.table.num_rows,
+            page.row_count,
+        )
+        return replace(page, window=window, attempt=attempt)
+
+    def _page_request(
+        self,
+        dims: list[str],
+        mets: list[str],
+        window: DateWindow,
+        offset: int,
+        currency_code: str | None,
+    ) -> RunReportRequest:
+        return RunReportRequest(
             property=self.resource,
             dimensions=[Dimension(name=d) for d in dims],
             metrics=[Metric(name=m) for m in mets],
@@ -519,17 +601,6 @@ class Ga4Reports:
             currency_code=currency_code or "",
             return_property_quota=True,
         )
-        response = self._run_report(request)
-        page = decode_page(response, report, offset=offset)
-        log.debug(
-            "report %s window %s page at offset %d: %d rows of %d",
-            report.name,
-            window,
-            offset,
-            page.table.num_rows,
-            page.row_count,
-        )
-        return replace(page, window=window, attempt=attempt)
 
     def _joined(
         self,
@@ -639,20 +710,21 @@ class Ga4Reports:
             )
         self._compatible.add(shape)
 
-    def _run_report(self, request: RunReportRequest) -> RunReportResponse:
+    def _run_report(self, request: RunReportRequest) -> WireResponse:
         """One runReport: quota checked first, a concurrency slot held, retries bounded."""
-        while True:
+        data = self._ahead.take(request)
+        while data is None:
             self.guard.before_request()
             try:
                 with request_slot(self.property_id):
-                    response = self._call(self._client.run_report, request, what="RunReport")
+                    data = self._call(self._run_report_wire, request, what="RunReport")
             except QuotaExhaustedError as error:
                 if error.budget == "hourly" and self.guard.wait_for_hour():
                     continue
                 raise
-            break
         self.report_requests += 1
-        pb = type(response).pb(response)
+        response = WireResponse(data)
+        pb = response.header
         if pb.HasField("property_quota"):
             q = pb.property_quota
             self.guard.record(
@@ -721,6 +793,40 @@ class Ga4Reports:
         )
 
 
+# The official client's own path for runReport, called on its channel below.
+RUN_REPORT_METHOD = "/google.analytics.data.v1beta.BetaAnalyticsData/RunReport"
+
+
+def _wire_run_report(client: BetaAnalyticsDataClient) -> Callable[..., bytes]:
+    """runReport answering the response's wire bytes.
+
+    Over gRPC the call goes out on the official client's channel, with its credentials, its
+    client headers and its error mapping; only the parse into Python objects is left out, since
+    `WireResponse` reads the rows straight from the bytes. Other transports (REST) and wrapped
+    clients answer parsed, and are serialized back.
+    """
+    transport = getattr(client, "transport", None)
+    if isinstance(client, BetaAnalyticsDataClient) and getattr(transport, "kind", "") == "grpc":
+        stub = transport.grpc_channel.unary_unary(  # type: ignore[union-attr]
+            RUN_REPORT_METHOD,
+            request_serializer=RunReportRequest.serialize,
+            response_deserializer=None,  # keep the bytes
+        )
+        wrapped = gapic_v1.method.wrap_method(stub, client_info=DEFAULT_CLIENT_INFO)
+
+        def over_grpc(*, request: RunReportRequest, retry=None, timeout=None) -> bytes:
+            routing = gapic_v1.routing_header.to_grpc_metadata((("property", request.property),))
+            return wrapped(request, retry=retry, timeout=timeout, metadata=(routing,))
+
+        return over_grpc
+
+    def parsed(*, request: RunReportRequest, retry=None, timeout=None) -> bytes:
+        response = client.run_report(request=request, retry=retry, timeout=timeout)
+        return RunReportResponse.serialize(response)
+
+    return parsed
+
+
 def can_split_windows(dimensions: Sequence[str], metrics: Sequence[str]) -> bool:
     """Whether shorter date windows give disjoint rows whose union is the whole report.
 
@@ -759,12 +865,10 @@ def _type_name(value: int) -> str:
     return MetricType(value).name
 
 
-def decode_page(
-    response: RunReportResponse, report: ReportDefinition, *, offset: int
-) -> ReportPage:
+def decode_page(response: WireResponse, report: ReportDefinition, *, offset: int) -> ReportPage:
     """Turn one response into an Arrow table named and typed for the raw tables."""
-    pb = type(response).pb(response)
-    table = decode_table(pb, report)
+    table = response.decode(report)
+    pb = response.header
     meta = pb.metadata
     flags = ResponseFlags(
         currency_code=meta.currency_code,

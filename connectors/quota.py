@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 REQUESTS_PER_PROCESS = 2
+# Optional requests stop well before the reserve: at ten times it (a few hundred tokens of a
+# standard property's 200,000 a day).
+OPTIONAL_HEADROOM = 10.0
 
 _slots_lock = threading.Lock()
 _slots: dict[str, threading.BoundedSemaphore] = {}
@@ -100,6 +103,15 @@ class QuotaGuard:
 
     def reserve(self) -> int:
         return max(self.policy.minimum_reserve, int(self.policy.reserve_factor * self._last_cost))
+
+    def allows_optional(self, headroom: float = OPTIONAL_HEADROOM) -> bool:
+        """Whether a request that could be skipped (a page fetched ahead) may spend tokens.
+
+        Only with the budgets known and each `headroom` times its reserve or more: near the
+        end of a budget every token goes to the partition in hand. Never waits or raises.
+        """
+        floor = headroom * self.reserve()
+        return bool(self._remaining) and all(left >= floor for left in self._remaining.values())
 
     def before_request(self) -> None:
         """Raise, or wait for the hourly reset, when a budget is down to its reserve."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import grpc
 import numpy as np
 import pyarrow as pa
 
 from connectors.auth import build_client
 from connectors.emulator.dataset import PropertyData
+from connectors.emulator.errors import EmulatorError
+from connectors.emulator.server import EmulatorServer
 from connectors.ga4_client import Ga4Reports
 from connectors.retry import RetryPolicy
 
@@ -86,3 +91,28 @@ def reports(address: str, property_id: str, **options: object) -> Ga4Reports:
     options.setdefault("sleep", no_wait)
     options.setdefault("retry", RetryPolicy(attempts=12, total_seconds=3_600))
     return Ga4Reports(client, property_id, credentials=credentials, **options)  # type: ignore[arg-type]
+
+
+class CountingEmulator(EmulatorServer):
+    """Counts runReport requests by their first date; can refuse the next one for a date."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lock = threading.Lock()
+        self.requests: list[str] = []
+        self.refuse_once: set[str] = set()
+
+    def _run_report(self, request: Any) -> bytes:
+        start = request.date_ranges[0].start_date
+        with self._lock:
+            self.requests.append(start)
+            refuse = start in self.refuse_once
+            self.refuse_once.discard(start)
+        if refuse:
+            # Not retried, so the request sent ahead fails for good.
+            raise EmulatorError(grpc.StatusCode.INVALID_ARGUMENT, "a refusal the test asked for")
+        return super()._run_report(request)
+
+    def count(self, start: date) -> int:
+        with self._lock:
+            return self.requests.count(start.isoformat())

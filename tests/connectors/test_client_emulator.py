@@ -7,6 +7,7 @@ from datetime import date
 
 import pyarrow as pa
 import pytest
+from google.analytics.data_v1beta.types import RunReportResponse
 
 from connectors.auth import build_client
 from connectors.emulator.generated import generate_property
@@ -52,6 +53,23 @@ def test_pages_until_row_count(emulator: str) -> None:
     assert paged.sort_by([(c, "ascending") for c in dims]).equals(
         whole.sort_by([(c, "ascending") for c in dims])
     )
+
+
+def test_grpc_pages_are_read_from_their_wire_bytes(
+    emulator: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over gRPC no page becomes proto-plus or protobuf objects row by row: that parse costs
+    more time and memory than decoding the bytes, so the client's own parser must not run."""
+    expected, _, _ = _fetch(_reports(emulator), COHORT_ACTIVITY)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a runReport response was parsed into objects")
+
+    monkeypatch.setattr(RunReportResponse, "deserialize", refuse)
+    reports = _reports(emulator)
+    table, _, _ = _fetch(reports, COHORT_ACTIVITY)
+    assert table.equals(expected)
+    assert reports.tokens_spent > 0  # the quota header was still read
 
 
 def test_metrics_typed_by_declared_type(emulator: str) -> None:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 import pyarrow as pa
 import pytest
 from google.analytics.data_v1beta.types import MetricType, RunReportResponse
+from google.protobuf.message import DecodeError
 
 from connectors import decode
 from connectors.ga4_client import decode_page
@@ -121,6 +122,15 @@ def reference_table(response: RunReportResponse, report: ReportDefinition) -> pa
     return pa.table(columns)
 
 
+def decoded(response: RunReportResponse, report: ReportDefinition) -> pa.Table:
+    """The page decoded from its protobuf and from its wire bytes, which must agree."""
+    pb = RunReportResponse.pb(response)
+    from_message = decode.decode_table(pb, report)
+    from_bytes = decode.WireResponse(pb.SerializeToString()).decode(report)
+    assert from_bytes.equals(from_message)
+    return from_message
+
+
 def walked_table(response: RunReportResponse, report: ReportDefinition) -> pa.Table:
     """`decode_table` forced onto its row-walking fallback."""
     original = decode._scan_wire
@@ -142,7 +152,7 @@ def test_random_pages_match_reference(seed: int) -> None:
     rows = random_rows(300, COHORT_ACTIVITY, COHORT_TYPES, seed)
     response = make_response(rows)
     assert scanned(response, COHORT_ACTIVITY)
-    got = decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+    got = decoded(response, COHORT_ACTIVITY)
     assert got.equals(reference_table(response, COHORT_ACTIVITY))
     assert got.equals(walked_table(response, COHORT_ACTIVITY))
 
@@ -155,7 +165,7 @@ def test_every_tricky_text_in_every_dimension() -> None:
         rows.append((["20240101", "(other)", *texts], ["-1.5", "1e-05", *["7"] * 4, "0.25"]))
     response = make_response(rows)
     assert scanned(response, COHORT_ACTIVITY)
-    got = decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+    got = decoded(response, COHORT_ACTIVITY)
     assert got.equals(reference_table(response, COHORT_ACTIVITY))
     assert got.column("first_user_source").to_pylist()[: len(TRICKY_TEXTS)] == [
         TRICKY_TEXTS[(shift + 1) % len(TRICKY_TEXTS)] for shift in range(len(TRICKY_TEXTS))
@@ -169,7 +179,7 @@ def test_rows_over_16_kb_and_many_blocks(monkeypatch: pytest.MonkeyPatch) -> Non
     rows[3] = (["20240102", "20240101", *["w" * 5000] * 4], rows[3][1])
     response = make_response(rows)
     assert scanned(response, COHORT_ACTIVITY)
-    got = decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+    got = decoded(response, COHORT_ACTIVITY)
     assert got.equals(reference_table(response, COHORT_ACTIVITY))
 
 
@@ -186,7 +196,7 @@ def test_rows_over_16_kb_and_many_blocks(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_metric_typed_by_declared_type(metric_type: int, arrow_type: pa.DataType) -> None:
     response = make_response([(["20240105", *["s"] * 4], ["12"])], metric_types=(metric_type,))
-    table = decode.decode_table(RunReportResponse.pb(response), ACQUISITION)
+    table = decoded(response, ACQUISITION)
     assert table.schema.field("new_users").type == arrow_type
     assert table.column("new_users").to_pylist() == [12]
 
@@ -196,7 +206,7 @@ def test_other_row_dates_are_null() -> None:
         (["(other)", "20240131", *["(other)"] * 4], ["1", "2", "3", "4", "5", "6", "7"]),
         (["20240131", "(other)", *["(other)"] * 4], ["1", "2", "3", "4", "5", "6", "7"]),
     ]
-    table = decode.decode_table(RunReportResponse.pb(make_response(rows)), COHORT_ACTIVITY)
+    table = decoded(make_response(rows), COHORT_ACTIVITY)
     assert table.column("date").to_pylist() == [None, date(2024, 1, 31)]
     assert table.column("first_session_date").to_pylist() == [date(2024, 1, 31), None]
     # Only dates lose "(other)": text dimensions keep it as GA sent it.
@@ -205,7 +215,7 @@ def test_other_row_dates_are_null() -> None:
 
 def test_empty_response_gives_empty_typed_table() -> None:
     response = make_response([])
-    table = decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+    table = decoded(response, COHORT_ACTIVITY)
     assert table.num_rows == 0
     assert table.schema.equals(reference_table(make_response([]), COHORT_ACTIVITY).schema)
     assert table.schema.field("date").type == pa.date32()
@@ -259,22 +269,29 @@ def test_odd_pages_still_match(case: str, caplog: pytest.LogCaptureFixture) -> N
         for field in (pb.totals, pb.maximums, pb.minimums):
             field.add().metric_values.add(value="123")
     with caplog.at_level(logging.INFO, logger="connectors.decode"):
-        got = decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+        got = decoded(response, COHORT_ACTIVITY)
     assert got.equals(reference_table(response, COHORT_ACTIVITY))
     fell_back = "walking rows" in caplog.text
     assert fell_back == (case != "totals and maximums")
 
 
+def _both_decoders(response: RunReportResponse):
+    pb = RunReportResponse.pb(response)
+    yield lambda report: decode.decode_table(pb, report)
+    yield lambda report: decode.WireResponse(pb.SerializeToString()).decode(report)
+
+
 def test_fewer_values_than_asked_fails_like_the_walk() -> None:
-    response = make_response([(["20240101", "x"], ["1"])])
-    with pytest.raises(IndexError):
-        decode.decode_table(RunReportResponse.pb(response), COHORT_ACTIVITY)
+    for decoder in _both_decoders(make_response([(["20240101", "x"], ["1"])])):
+        with pytest.raises(IndexError):
+            decoder(COHORT_ACTIVITY)
 
 
 def test_unparsable_metric_fails() -> None:
     rows = [(["20240101", "20240101", *["x"] * 4], ["1.5", "2", "3", "4", "five", "6", "7"])]
-    with pytest.raises(pa.ArrowInvalid):
-        decode.decode_table(RunReportResponse.pb(make_response(rows)), COHORT_ACTIVITY)
+    for decoder in _both_decoders(make_response(rows)):
+        with pytest.raises(pa.ArrowInvalid):
+            decoder(COHORT_ACTIVITY)
 
 
 def test_decode_page_keeps_metadata_and_quota() -> None:
@@ -284,7 +301,10 @@ def test_decode_page_keeps_metadata_and_quota() -> None:
     pb.metadata.subject_to_thresholding = True
     pb.property_quota.tokens_per_day.consumed = 7
     pb.property_quota.tokens_per_hour.remaining = 4993
-    page = decode_page(response, COHORT_ACTIVITY, offset=500)
+    page = decode_page(
+        decode.WireResponse(RunReportResponse.serialize(response)), COHORT_ACTIVITY, offset=500
+    )
+    assert not page.flags.data_loss_from_other_row
     assert page.table.equals(reference_table(response, COHORT_ACTIVITY))
     assert (page.offset, page.row_count) == (500, 1234)
     assert page.flags.currency_code == "EUR"
@@ -303,5 +323,27 @@ def test_last_row_near_the_end_of_the_page(trailing: int) -> None:
     pb.ClearField("metadata")
     pb.kind = "k" * trailing
     assert scanned(response, COHORT_ACTIVITY)
-    got = decode.decode_table(pb, COHORT_ACTIVITY)
+    got = decoded(response, COHORT_ACTIVITY)
     assert got.equals(reference_table(response, COHORT_ACTIVITY))
+
+
+def test_wire_response_reads_fields_on_either_side_of_the_rows() -> None:
+    """Fields may come in any order on the wire: the emulator, for one, puts rows last."""
+    response = make_response(random_rows(40, COHORT_ACTIVITY, COHORT_TYPES, seed=11))
+    pb = RunReportResponse.pb(response)
+    pb.row_count = 40
+    rows_only = RunReportResponse.pb()()
+    rows_only.rows.extend(pb.rows)
+    header = RunReportResponse.pb()()
+    header.CopyFrom(pb)
+    header.ClearField("rows")
+    wire = decode.WireResponse(header.SerializeToString() + rows_only.SerializeToString())
+    assert not wire.header.rows
+    assert (wire.header.row_count, wire.header.metadata.currency_code) == (40, "EUR")
+    assert wire.decode(COHORT_ACTIVITY).equals(reference_table(response, COHORT_ACTIVITY))
+
+
+def test_wire_response_refuses_malformed_bytes() -> None:
+    wire = RunReportResponse.pb(make_response(random_rows(3, ACQUISITION, (1,), seed=2)))
+    with pytest.raises(DecodeError):
+        decode.WireResponse(wire.SerializeToString()[:-3])
