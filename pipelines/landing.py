@@ -22,7 +22,7 @@ from connectors.ga4_client import Ga4Reports, QuotaStatus, ReportPage, ResponseF
 from connectors.reports import ReportDefinition
 from connectors.windows import DateWindow
 from pipelines.partitions import add_months
-from warehouse.checks import FINAL_AFTER
+from warehouse.checks import FINAL_AFTER, PartitionFacts, partition_facts_on
 from warehouse.connection import DiskFullError
 from warehouse.loads import LoadRecord, replace_partition
 
@@ -62,6 +62,8 @@ class LandingResult:
     flags: ResponseFlags | None
     quota: QuotaStatus | None
     quota_tokens_used: int
+    pages_fetched_ahead: int  # pages a previous run had asked GA for ahead of time
+    facts: PartitionFacts  # the partition as read back from the warehouse after the commit
     preview: list[dict[str, object]] | None = None
 
 
@@ -182,6 +184,7 @@ def land_report(
         # halve them); the partition is the union of every window's latest attempt.
         spools: dict[DateWindow, _WindowSpool] = {}
         tokens_before, requests_before = reports.tokens_spent, reports.report_requests
+        ahead_before = reports.answered_ahead
         quota: QuotaStatus | None = None
         preview: list[dict[str, object]] | None = None
         fetching = reports.iter_pages(
@@ -241,7 +244,18 @@ def land_report(
             is_final=is_final,
             loaded_at=now,
         )
-        written = replace_partition(db_path, report=report, load=load, parquet_files=files)
+        read_back: list[PartitionFacts] = []
+        written = replace_partition(
+            db_path,
+            report=report,
+            load=load,
+            parquet_files=files,
+            after_commit=lambda con: read_back.append(
+                partition_facts_on(
+                    con, report=report, property_id=reports.property_id, month=window.month
+                )
+            ),
+        )
         log.info(
             "property %s report %s month %s: wrote %d rows to %s",
             reports.property_id,
@@ -263,6 +277,8 @@ def land_report(
         flags=flags,
         quota=quota,
         quota_tokens_used=tokens_used,
+        pages_fetched_ahead=reports.answered_ahead - ahead_before,
+        facts=read_back[0],
         preview=preview,
     )
 

@@ -51,3 +51,19 @@ def property_month_partitions(settings: Settings) -> MultiPartitionsDefinition:
 
 def partition_key(property_id: str, month: str) -> MultiPartitionKey:
     return MultiPartitionKey({PROPERTY_DIMENSION: property_id, MONTH_DIMENSION: month})
+
+
+# Run tag naming the partition a backfill lands next ("<property>/<YYYY-MM>"), so the run can
+# ask GA for it ahead of time (see `Ga4Reports.prefetch`).
+NEXT_PARTITION_TAG = "ga_ltv/next_partition"
+
+
+def next_partition_tag(property_id: str, month: str) -> dict[str, str]:
+    return {NEXT_PARTITION_TAG: f"{property_id}/{month}"}
+
+
+def next_partition(tags: dict[str, str]) -> tuple[str, str] | None:
+    """(property id, month) from a run's tags, or None when the run did not name one."""
+    value = tags.get(NEXT_PARTITION_TAG, "")
+    property_id, _, month = value.partition("/")
+    return (property_id, month) if property_id and month else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +39,34 @@ def embedded_emulator_address(now: datetime) -> str:
         return _embedded_address
 
 
+_shared_lock = threading.Lock()
+_shared_depth = 0
+_shared_clients: dict[tuple[object, ...], Ga4Reports] = {}
+
+
+@contextmanager
+def shared_ga4_clients() -> Iterator[None]:
+    """Within the block, runs in this process share one GA client per property and source.
+
+    A backfill lands partition after partition in one process: sharing asks GA for metadata
+    and compatibility once, and lets a run take up what the run before fetched ahead for it.
+    Outside the block each run builds its own client, as Dagster's own runs do.
+    """
+    global _shared_depth
+    with _shared_lock:
+        _shared_depth += 1
+    try:
+        yield
+    finally:
+        with _shared_lock:
+            _shared_depth -= 1
+            closing = list(_shared_clients.values()) if not _shared_depth else []
+            if not _shared_depth:
+                _shared_clients.clear()
+        for reports in closing:
+            reports.close()
+
+
 class Ga4Resource(ConfigurableResource):
     """Where GA4 reports come from: Google, an emulator on loopback, or the embedded one."""
 
@@ -57,20 +87,30 @@ class Ga4Resource(ConfigurableResource):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     def reports(self, property_id: str) -> Ga4Reports:
+        """The property's client: a new one, or the shared one inside `shared_ga4_clients`."""
         endpoint = embedded_emulator_address(self.now()) if self.embedded else self.emulator
+        key = (endpoint, self.key_file, self.transport, self.page_size, property_id)
+        with _shared_lock:
+            shared = _shared_clients.get(key) if _shared_depth else None
+        if shared is not None:
+            return shared
         key_file = Path(self.key_file) if self.key_file else None
         client, credentials = build_client(
             endpoint=endpoint,
             key_file=key_file,
             transport=self.transport,  # type: ignore[arg-type]
         )
-        return Ga4Reports(
+        reports = Ga4Reports(
             client,
             property_id,
             credentials=credentials,
             endpoint=endpoint,
             page_size=self.page_size,
         )
+        with _shared_lock:
+            if _shared_depth:
+                reports = _shared_clients.setdefault(key, reports)
+        return reports
 
 
 class WarehouseResource(ConfigurableResource):

@@ -21,7 +21,13 @@ from dagster._core.instance.ref import InstanceRef  # not exported at the top le
 from pipelines.assets import RAW_REPORTS
 from pipelines.definitions import LTV_JOB, RAW_JOB, build_definitions
 from pipelines.errors import BackfillError
-from pipelines.partitions import MONTH_DIMENSION, partition_key, property_month_partitions
+from pipelines.partitions import (
+    MONTH_DIMENSION,
+    next_partition_tag,
+    partition_key,
+    property_month_partitions,
+)
+from pipelines.resources import shared_ga4_clients
 from pipelines.settings import Settings
 from warehouse.checks import LoadState, finished_partitions, load_states
 
@@ -81,8 +87,14 @@ def _failed_checks(result: ExecuteInProcessResult, label: str) -> tuple[str, ...
 
 
 def _land_partition(
-    settings: Settings, property_id: str, month: str, instance: DagsterInstance
+    settings: Settings,
+    property_id: str,
+    month: str,
+    instance: DagsterInstance,
+    *,
+    next_key: tuple[str, str] | None = None,
 ) -> _Outcome:
+    """One partition's run; `next_key` names the partition landed after it, to ask ahead."""
     job = build_definitions(settings).resolve_job_def(RAW_JOB)
     log.info("property %s month %s: landing raw reports", property_id, month)
     result = job.execute_in_process(
@@ -90,6 +102,7 @@ def _land_partition(
         instance=instance,
         run_config=_QUIET,
         raise_on_error=False,
+        tags=next_partition_tag(*next_key) if next_key else None,
     )
     label = f"property {property_id} month {month}"
     error = None if result.success else _failure_message(result)
@@ -220,13 +233,23 @@ def _run_partitions(
     """Yield outcomes; after a property fails, its later months are not attempted."""
     failed_properties: set[str] = set()
     if parallel <= 1:
-        for property_id, month in todo:
-            if property_id in failed_properties:
-                continue
-            outcome = _land_partition(settings, property_id, month, instance)
-            if outcome.error:
-                failed_properties.add(property_id)
-            yield outcome
+        # One process lands every partition: runs share GA clients, and each asks ahead for
+        # the partition after it.
+        with shared_ga4_clients():
+            for index, (property_id, month) in enumerate(todo):
+                if property_id in failed_properties:
+                    continue
+                following = [key for key in todo[index + 1 :] if key[0] not in failed_properties]
+                outcome = _land_partition(
+                    settings,
+                    property_id,
+                    month,
+                    instance,
+                    next_key=following[0] if following else None,
+                )
+                if outcome.error:
+                    failed_properties.add(property_id)
+                yield outcome
         return
     instance_ref = None if instance.is_ephemeral else instance.get_ref()
     context = multiprocessing.get_context("spawn")

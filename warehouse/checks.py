@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import duckdb
+
 from connectors.reports import ReportDefinition, column_name
 from warehouse.connection import (
     DEFAULT_LOCK_TIMEOUT_SECONDS,
@@ -60,6 +62,14 @@ def partition_facts(
     month: date,
 ) -> PartitionFacts:
     """Row count, duplicate dimension keys, placeholder values and metric sums of a partition."""
+    with reader(db_path) as con:
+        return partition_facts_on(con, report=report, property_id=property_id, month=month)
+
+
+def partition_facts_on(
+    con: duckdb.DuckDBPyConnection, *, report: ReportDefinition, property_id: str, month: date
+) -> PartitionFacts:
+    """`partition_facts` on a connection already open, such as the load's own."""
     table = quote_qualified(report.raw_table)
     dims = [quote_identifier(column_name(d)) for d in report.dimensions]
     text_dims = [
@@ -76,10 +86,9 @@ def partition_facts(
           from {table}
          where property_id = $property_id and partition_month = $month
     """  # noqa: S608
-    with reader(db_path) as con:
-        row = con.execute(
-            sql, {"property_id": property_id, "month": month, "placeholder": PLACEHOLDER}
-        ).fetchone()
+    row = con.execute(
+        sql, {"property_id": property_id, "month": month, "placeholder": PLACEHOLDER}
+    ).fetchone()
     assert row is not None
     return PartitionFacts(
         rows=row[0],

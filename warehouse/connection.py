@@ -86,10 +86,12 @@ def writer(
     db_path: str | os.PathLike[str],
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    config: dict[str, str | int] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection held under the exclusive lock; created (0600) if missing.
 
     The caller manages transactions; the connection is closed (and the lock released) on exit.
+    `config` holds DuckDB settings for this connection (threads, memory_limit, ...).
     """
     path = Path(db_path)
     try:
@@ -104,7 +106,7 @@ def writer(
         # changes from other writer threads of this process cannot interleave.
         previous_umask = os.umask(0o077)
         try:
-            con = _connect(path, read_only=False)
+            con = _connect(path, read_only=False, config=config)
             try:
                 yield con
             except duckdb.Error as exc:
@@ -201,7 +203,11 @@ def _check_is_duckdb(path: Path) -> None:
 
 
 def _connect(
-    path: Path, *, read_only: bool, timeout: float = FOREIGN_LOCK_TIMEOUT_SECONDS
+    path: Path,
+    *,
+    read_only: bool,
+    timeout: float = FOREIGN_LOCK_TIMEOUT_SECONDS,
+    config: dict[str, str | int] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Connect, turning DuckDB's open errors into ones that name the file and a way out.
 
@@ -211,7 +217,7 @@ def _connect(
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.Error as exc:
             _raise_if_corrupt(exc, path)
             for error_number in () if read_only else _UNWRITABLE:

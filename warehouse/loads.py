@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +40,13 @@ _ARROW_TYPE_CHECKS = {
     "BIGINT": lambda t: t == pa.int64(),
     "DOUBLE": lambda t: t == pa.float64(),
 }
+
+
+# DuckDB settings of a load's connection. A load reads a few spool files of at most a page each:
+# more threads split each file and contend (one thread inserted a 120,000-row page 2.5x faster
+# here, next to the emulator), and a memory limit keeps the checkpoint at commit from pushing the
+# process past a backfill's memory budget; DuckDB spills beyond it.
+LOAD_CONNECTION: dict[str, str | int] = {"threads": 1, "memory_limit": "128MB"}
 
 
 class SpoolError(ValueError):
@@ -102,11 +109,13 @@ def replace_partition(
     load: LoadRecord,
     parquet_files: Sequence[Path],
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    after_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> int:
     """Replace the partition's rows with the spool files' rows; returns the rows inserted.
 
     Zero files is an empty month and still a successful load: the partition is emptied and
-    recorded as loaded.
+    recorded as loaded. `after_commit` runs on the same connection once the load is committed,
+    so reading the partition back (the asset checks do) does not open the file again.
     """
     if load.report != report.name:
         raise ValueError(f"load record is for report {load.report!r}, not {report.name!r}")
@@ -118,7 +127,7 @@ def replace_partition(
     loaded_at = load.loaded_at or datetime.now(UTC)
     partition = [load.property_id, load.partition_month]
 
-    with writer(db_path, lock_timeout=lock_timeout) as con:
+    with writer(db_path, lock_timeout=lock_timeout, config=LOAD_CONNECTION) as con:
         apply_migrations(con)
         con.execute("begin transaction")
         try:
@@ -142,6 +151,8 @@ def replace_partition(
         except BaseException:
             rollback(con)
             raise
+        if after_commit is not None:
+            after_commit(con)
 
     logger.info(
         "replaced %s partition property=%s month=%s: deleted %d rows, inserted %d from %d files",

@@ -20,7 +20,7 @@ def _result(*, rows_landed: int = 10, is_final: bool = True, flags=GOOD_FLAGS) -
     return LandingResult(
         window=MonthWindow.of("2024-03"), load_id="x", pages=1, rows_per_page=(rows_landed,),
         rows_reported=10, rows_landed=rows_landed, is_final=is_final, flags=flags, quota=None,
-        quota_tokens_used=0,
+        quota_tokens_used=0, pages_fetched_ahead=0, facts=_facts(rows=rows_landed),
     )  # fmt: skip
 
 

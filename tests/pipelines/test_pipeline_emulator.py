@@ -8,12 +8,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance
 
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from pipelines.runner import BackfillError, backfill
 from pipelines.settings import PropertySettings, Settings
+from tests.connectors.support import CountingEmulator
 from tests.pipelines.support import emulator_settings
 
 PROPERTY_ID = "515151"
@@ -140,3 +141,33 @@ def test_spools_abandoned_by_dead_runs_are_removed(emulator: str, tmp_path: Path
         backfill(settings, months=MONTHS[:1], instance=instance)
     assert not old.exists()
     assert recent.exists(), "a folder written recently may belong to a live run"
+
+
+def test_each_run_asks_ga_ahead_for_the_next_partition(tmp_path: Path) -> None:
+    """A backfill's run for one month sends the next month's requests, and that run takes the
+    answers up: GA is asked exactly what it would be asked otherwise, four requests a month."""
+    prop = generate_property(
+        property_id=PROPERTY_ID, seed=3, months=4, users=3_000, end=date(2024, 3, 31)
+    )
+    with CountingEmulator([prop]) as server:
+        settings = _settings(server.address, tmp_path)
+        with DagsterInstance.ephemeral() as instance:
+            backfill(settings, months=MONTHS, instance=instance)
+            ahead = {
+                (key.path[-1], record.partition_key): record.asset_materialization.metadata[
+                    "pages_fetched_ahead"
+                ].value
+                for key in (
+                    AssetKey(["raw", "ga_acquisition"]),
+                    AssetKey(["raw", "ga_cohort_activity"]),
+                )
+                for record in instance.fetch_materializations(key, limit=10).records
+            }
+        # Two reports a month, each a page and a totals request: nothing asked twice.
+        assert sorted(server.requests) == sorted(
+            f"{month}-01" for month in MONTHS for _ in range(4)
+        )
+    first, *later = [f"{month}|{PROPERTY_ID}" for month in MONTHS]
+    for table in ("ga_acquisition", "ga_cohort_activity"):
+        assert ahead[(table, first)] == 0
+        assert [ahead[(table, key)] for key in later] == [1, 1]
