@@ -1,5 +1,7 @@
 """Dagster assets: raw GA4 reports per property-month, and the LTV marts built from them."""
 
+from collections.abc import Sequence
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -11,12 +13,11 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     MultiPartitionsDefinition,
-    asset,
     multi_asset,
 )
 
 from connectors.reports import ACQUISITION, COHORT_ACTIVITY, ReportDefinition
-from pipelines.landing import LandingResult, MonthWindow, land_report
+from pipelines.landing import LandingResult, MonthWindow, land_month
 from pipelines.partitions import MONTH_DIMENSION, PROPERTY_DIMENSION, next_partition
 from pipelines.resources import Ga4Resource, WarehouseResource
 from warehouse.checks import PartitionFacts, ltv_decreases
@@ -77,7 +78,12 @@ RECONCILE_TOLERANCE = 0.005
 
 
 def _landing_checks(
-    result: LandingResult, facts: PartitionFacts, metric: str, ga_total: float
+    result: LandingResult,
+    facts: PartitionFacts,
+    metric: str,
+    ga_total: float,
+    *,
+    asset_key: AssetKey | None = None,
 ) -> list[AssetCheckResult]:
     flags = result.flags
     quality_issues = [
@@ -91,6 +97,7 @@ def _landing_checks(
     landed_total = facts.metric_sums[metric]
     return [
         AssetCheckResult(
+            asset_key=asset_key,
             check_name="rows_match_ga",
             passed=result.rows_landed == result.rows_reported == facts.rows,
             metadata={
@@ -100,16 +107,19 @@ def _landing_checks(
             },
         ),
         AssetCheckResult(
+            asset_key=asset_key,
             check_name="reconciles_with_ga_totals",
             passed=abs(landed_total - ga_total) <= RECONCILE_TOLERANCE,
             metadata={"metric": metric, "landed": landed_total, "ga_total": ga_total},
         ),
         AssetCheckResult(
+            asset_key=asset_key,
             check_name="no_duplicate_keys",
             passed=facts.duplicate_keys == 0,
             metadata={"duplicate_keys": facts.duplicate_keys},
         ),
         AssetCheckResult(
+            asset_key=asset_key,
             check_name="no_placeholder_values",
             passed=facts.placeholder_rows == 0,
             # Before the month is final GA may still show placeholders; the refresh reloads it.
@@ -117,6 +127,7 @@ def _landing_checks(
             metadata={"placeholder_rows": facts.placeholder_rows, "is_final": result.is_final},
         ),
         AssetCheckResult(
+            asset_key=asset_key,
             check_name="no_data_quality_flags",
             passed=not quality_issues,
             severity=AssetCheckSeverity.WARN,
@@ -134,67 +145,79 @@ RAW_CHECKS = {
 }
 
 
-def raw_report_asset(
-    report: ReportDefinition, partitions: MultiPartitionsDefinition
+def raw_reports_asset(
+    reports: Sequence[ReportDefinition], partitions: MultiPartitionsDefinition
 ) -> AssetsDefinition:
-    """One raw table per report; each partition replaces its own rows."""
-    key = raw_asset_key(report)
+    """One raw table per report, landed together: each partition replaces its own rows of
+    every report in one transaction, so a month's reports never disagree."""
 
-    @asset(
-        key=key,
+    @multi_asset(
+        name="raw_reports",
         partitions_def=partitions,
-        group_name="raw",
-        kinds={"duckdb"},
-        description=(
-            f"GA4 runReport `{report.name}` as landed: dimensions "
-            f"{', '.join(report.dimensions)}; metrics {', '.join(report.metrics)}."
-        ),
+        specs=[
+            AssetSpec(
+                raw_asset_key(report),
+                group_name="raw",
+                kinds={"duckdb"},
+                description=(
+                    f"GA4 runReport `{report.name}` as landed: dimensions "
+                    f"{', '.join(report.dimensions)}; metrics {', '.join(report.metrics)}."
+                ),
+            )
+            for report in reports
+        ],
         check_specs=[
-            AssetCheckSpec(name, asset=key, description=description)
+            AssetCheckSpec(name, asset=raw_asset_key(report), description=description)
+            for report in reports
             for name, description in RAW_CHECKS.items()
         ],
     )
-    def _raw(
-        context: AssetExecutionContext, ga4: Ga4Resource, warehouse: WarehouseResource
-    ) -> MaterializeResult:
+    def _raw(context: AssetExecutionContext, ga4: Ga4Resource, warehouse: WarehouseResource):
         keys = context.partition_key.keys_by_dimension  # type: ignore[attr-defined]
-        property_id = keys[PROPERTY_DIMENSION]
-        reports = ga4.reports(property_id)
+        property_id, month_key = keys[PROPERTY_DIMENSION], keys[MONTH_DIMENSION]
+        connector = ga4.reports(property_id)
         currency = ga4.currencies.get(property_id)
-        metric = RECONCILED_METRIC[report.name]
-        window = MonthWindow.of(keys[MONTH_DIMENSION])
+        window = MonthWindow.of(month_key)
         # Asked before landing: a quota stop here or in the landing leaves the partition as
         # it was, rather than written but unchecked.
-        ga_total = reports.totals(
-            [metric], start=window.start, end=window.end, currency_code=currency
-        )[metric]
+        ga_totals = {
+            report.name: connector.totals(
+                [metric], start=window.start, end=window.end, currency_code=currency
+            )[metric]
+            for report in reports
+            for metric in [RECONCILED_METRIC[report.name]]
+        }
         # After a first answer, so that the quota left is known before spending ahead.
-        _ask_ahead(context, ga4, report, metric)
-        result = land_report(
-            reports=reports,
-            report=report,
-            month_key=keys[MONTH_DIMENSION],
+        _ask_ahead(context, ga4, reports)
+        results = land_month(
+            reports=connector,
+            report_definitions=reports,
+            month_key=month_key,
             db_path=warehouse.path,
             spool_dir=warehouse.spool,
             log=context.log,
             currency_code=currency,
             now=ga4.now(),
         )
-        facts = result.facts
-        context.log.info(
-            "property %s report %s: %s landed %.2f, GA total %.2f",
-            property_id, report.name, metric, facts.metric_sums[metric], ga_total,
-        )  # fmt: skip
-        return MaterializeResult(
-            metadata=_landing_metadata(result),
-            check_results=_landing_checks(result, facts, metric, ga_total),
-        )
+        for report, result in zip(reports, results, strict=True):
+            metric, ga_total = RECONCILED_METRIC[report.name], ga_totals[report.name]
+            context.log.info(
+                "property %s report %s: %s landed %.2f, GA total %.2f",
+                property_id, report.name, metric, result.facts.metric_sums[metric], ga_total,
+            )  # fmt: skip
+            yield MaterializeResult(
+                asset_key=raw_asset_key(report),
+                metadata=_landing_metadata(result),
+                check_results=_landing_checks(
+                    result, result.facts, metric, ga_total, asset_key=raw_asset_key(report)
+                ),
+            )
 
     return _raw
 
 
 def _ask_ahead(
-    context: AssetExecutionContext, ga4: Ga4Resource, report: ReportDefinition, metric: str
+    context: AssetExecutionContext, ga4: Ga4Resource, reports: Sequence[ReportDefinition]
 ) -> None:
     """Send the requests of the partition a backfill lands next, to overlap GA's time with
     this partition's work; the next run takes the answers up."""
@@ -204,17 +227,19 @@ def _ask_ahead(
     property_id, month = ahead
     window = MonthWindow.of(month)
     context.log.info(
-        "property %s report %s window %s..%s: asking GA ahead for the next partition",
-        property_id, report.name, window.start, window.end,
+        "property %s window %s..%s: asking GA ahead for the next partition",
+        property_id, window.start, window.end,
     )  # fmt: skip
     try:
-        ga4.reports(property_id).prefetch(
-            report,
-            start=window.start,
-            end=window.end,
-            currency_code=ga4.currencies.get(property_id),
-            totals=[metric],
-        )
+        connector = ga4.reports(property_id)
+        for report in reports:
+            connector.prefetch(
+                report,
+                start=window.start,
+                end=window.end,
+                currency_code=ga4.currencies.get(property_id),
+                totals=[RECONCILED_METRIC[report.name]],
+            )
     except Exception as exc:  # only a head start: the next run meets a real error itself
         context.log.warning("could not ask ahead for property %s month %s: %s",
                             property_id, month, exc)  # fmt: skip

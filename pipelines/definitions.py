@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions, define_asset_job
 
-from pipelines.assets import RAW_REPORTS, ltv_assets, raw_asset_key, raw_report_asset
+from pipelines.assets import RAW_REPORTS, ltv_assets, raw_asset_key, raw_reports_asset
 from pipelines.partitions import property_month_partitions
 from pipelines.publishing import PUBLISHING_ASSETS
 from pipelines.resources import resources_from
@@ -18,7 +18,7 @@ REFRESH_JOB = "monthly_refresh_job"
 
 def build_definitions(settings: Settings) -> Definitions:
     partitions = property_month_partitions(settings)
-    raw_assets = [raw_report_asset(report, partitions) for report in RAW_REPORTS]
+    raw_assets = [raw_reports_asset(RAW_REPORTS, partitions)]
     ltv = ltv_assets([raw_asset_key(report) for report in RAW_REPORTS])
     refresh_job = define_asset_job(
         REFRESH_JOB,

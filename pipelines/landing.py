@@ -1,4 +1,4 @@
-"""Land one report for one property-month: GA pages -> Parquet spool -> one DuckDB transaction.
+"""Land one property-month's reports: GA pages -> Parquet spool -> one DuckDB transaction.
 
 Pages go to disk as they arrive, so memory stays flat however long the month is, and the
 warehouse sees either the whole month or nothing: a crash mid-fetch leaves only spool files.
@@ -11,11 +11,13 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pyarrow.parquet as pq
 
 from connectors.ga4_client import Ga4Reports, QuotaStatus, ReportPage, ResponseFlags
@@ -24,7 +26,7 @@ from connectors.windows import DateWindow
 from pipelines.partitions import add_months
 from warehouse.checks import FINAL_AFTER, PartitionFacts, partition_facts_on
 from warehouse.connection import DiskFullError
-from warehouse.loads import LoadRecord, replace_partition
+from warehouse.loads import LoadRecord, PartitionLoad, replace_partitions
 
 PREVIEW_ROWS = 5
 ABANDONED_SPOOL_AGE = timedelta(hours=6)
@@ -152,133 +154,174 @@ def today_in(time_zone: str, *, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(time_zone or "UTC")).date()
 
 
-def land_report(
+@dataclass(frozen=True)
+class _FetchedReport:
+    """One report of the month, spooled and described, waiting for the transaction."""
+
+    report: ReportDefinition
+    load: LoadRecord
+    files: list[Path]
+    rows_per_page: list[int]
+    flags: ResponseFlags | None
+    quota: QuotaStatus | None
+    pages_fetched_ahead: int
+    preview: list[dict[str, object]] | None
+
+
+def land_month(
     *,
     reports: Ga4Reports,
-    report: ReportDefinition,
+    report_definitions: Sequence[ReportDefinition],
     month_key: str,
     db_path: Path,
     spool_dir: Path,
     log: logging.Logger,
     currency_code: str | None = None,
     now: datetime | None = None,
-) -> LandingResult:
-    """Fetch a report for one month and replace that partition's rows in the warehouse."""
+) -> list[LandingResult]:
+    """Fetch each report for one month, then replace all their partitions in one transaction.
+
+    The reports of a month land together or not at all: a quota stop or a crash between them
+    leaves the warehouse as it was, never one report newer than the other.
+    """
     window = MonthWindow.of(month_key)
     now = now or datetime.now(UTC)
     # The earliest time zone is UTC+14: before that, no property has lived a day of the month.
     if window.start > (now + timedelta(hours=14)).date():
         raise MonthNotStartedError(f"Month {month_key} has not started yet; nothing to load.")
-    load_id = uuid.uuid4().hex
-    _remove_abandoned_spools(spool_dir / reports.property_id / report.name / month_key, log=log)
-    spool = _private_folder(spool_dir, reports.property_id, report.name, month_key, load_id)
-    log.info(
-        "property %s report %s window %s..%s: fetching",
-        reports.property_id,
-        report.name,
-        window.start,
-        window.end,
-    )
+    spools: list[Path] = []
     try:
-        # A month may arrive in several date windows (GA's "(other)" row makes the client
-        # halve them); the partition is the union of every window's latest attempt.
-        spools: dict[DateWindow, _WindowSpool] = {}
-        tokens_before, requests_before = reports.tokens_spent, reports.report_requests
-        ahead_before = reports.answered_ahead
-        quota: QuotaStatus | None = None
-        preview: list[dict[str, object]] | None = None
-        fetching = reports.iter_pages(
-            report, start=window.start, end=window.end, currency_code=currency_code
-        )
-        for fetched, page in enumerate(fetching, start=1):
-            quota = page.quota or quota
-            if page.table.num_rows and preview is None:
-                preview = page.table.slice(0, PREVIEW_ROWS).to_pylist()
-            _spool_page(spools, page, window, spool / f"page-{fetched:05d}.parquet")
-            log.info(
-                "property %s report %s window %s page %d: %d rows (%d in the window)",
-                reports.property_id,
-                report.name,
-                page.window,
-                fetched,
-                page.table.num_rows,
-                page.row_count,
+        fetched = []
+        for report in report_definitions:
+            load_id = uuid.uuid4().hex
+            partition_spool = spool_dir / reports.property_id / report.name / month_key
+            _remove_abandoned_spools(partition_spool, log=log)
+            spools.append(
+                _private_folder(spool_dir, reports.property_id, report.name, month_key, load_id)
             )
-        kept = [spools[key] for key in sorted(spools)]
-        files = [path for w in kept for path in w.files]
-        rows_per_page = [n for w in kept for n in w.rows_per_page]
-        pages, rows = len(rows_per_page), sum(rows_per_page)
-        row_count = sum(w.row_count for w in kept)
-        window_flags = [w.flags for w in kept if w.flags is not None]
-        flags = _merged_flags(window_flags)
-        tokens_used = reports.tokens_spent - tokens_before
-        if rows == 0:
-            log.warning(
-                "property %s report %s window %s..%s is empty",
-                reports.property_id,
-                report.name,
-                window.start,
-                window.end,
+            fetched.append(
+                _fetch_report(reports, report, window, spools[-1], load_id, log, currency_code, now)
             )
-        time_zone = flags.time_zone if flags else "UTC"
-        is_final = today_in(time_zone, now=now) >= window.end + FINAL_AFTER
-        load = LoadRecord(
-            load_id=load_id,
-            property_id=reports.property_id,
-            partition_month=window.month,
-            report=report.name,
-            window_start=window.start,
-            window_end=window.end,
-            rows_reported=row_count,
-            rows_landed=rows,
-            pages=pages,
-            requests=reports.report_requests - requests_before,
-            quota_tokens_used=tokens_used if quota else None,
-            quota_tokens_remaining_daily=quota.tokens_per_day_remaining if quota else None,
-            quota_tokens_remaining_hourly=quota.tokens_per_hour_remaining if quota else None,
-            currency_code=flags.currency_code if flags else "",
-            time_zone=time_zone,
-            data_loss_from_other_row=bool(flags and flags.data_loss_from_other_row),
-            subject_to_thresholding=bool(flags and flags.subject_to_thresholding),
-            sampling_metadata=json.dumps({"windows": [w.summary() for w in kept]}),
-            is_final=is_final,
-            loaded_at=now,
-        )
         read_back: list[PartitionFacts] = []
-        written = replace_partition(
-            db_path,
-            report=report,
-            load=load,
-            parquet_files=files,
-            after_commit=lambda con: read_back.append(
+
+        def read_partitions(con: duckdb.DuckDBPyConnection) -> None:
+            read_back.extend(
                 partition_facts_on(
-                    con, report=report, property_id=reports.property_id, month=window.month
+                    con, report=item.report, property_id=reports.property_id, month=window.month
                 )
-            ),
-        )
-        log.info(
-            "property %s report %s month %s: wrote %d rows to %s",
-            reports.property_id,
-            report.name,
-            month_key,
-            written,
-            report.raw_table,
+                for item in fetched
+            )
+
+        written = replace_partitions(
+            db_path,
+            [PartitionLoad(item.report, item.load, item.files) for item in fetched],
+            after_commit=read_partitions,
         )
     finally:
-        shutil.rmtree(spool, ignore_errors=True)
-    return LandingResult(
-        window=window,
+        for spool in spools:
+            shutil.rmtree(spool, ignore_errors=True)
+    results = []
+    for item, rows, facts in zip(fetched, written, read_back, strict=True):
+        log.info(
+            "property %s report %s month %s: wrote %d rows to %s",
+            reports.property_id, item.report.name, month_key, rows, item.report.raw_table,
+        )  # fmt: skip
+        results.append(
+            LandingResult(
+                window=window,
+                load_id=item.load.load_id,
+                pages=item.load.pages,
+                rows_per_page=tuple(item.rows_per_page),
+                rows_reported=item.load.rows_reported,
+                rows_landed=rows,
+                is_final=item.load.is_final,
+                flags=item.flags,
+                quota=item.quota,
+                quota_tokens_used=item.load.quota_tokens_used or 0,
+                pages_fetched_ahead=item.pages_fetched_ahead,
+                facts=facts,
+                preview=item.preview,
+            )
+        )
+    return results
+
+
+def _fetch_report(
+    reports: Ga4Reports,
+    report: ReportDefinition,
+    window: MonthWindow,
+    spool: Path,
+    load_id: str,
+    log: logging.Logger,
+    currency_code: str | None,
+    now: datetime,
+) -> _FetchedReport:
+    """Every page of one report for the month, spooled to Parquet, and its load record."""
+    log.info(
+        "property %s report %s window %s..%s: fetching",
+        reports.property_id, report.name, window.start, window.end,
+    )  # fmt: skip
+    # A month may arrive in several date windows (GA's "(other)" row makes the client halve
+    # them); the partition is the union of every window's latest attempt.
+    spools: dict[DateWindow, _WindowSpool] = {}
+    tokens_before, requests_before = reports.tokens_spent, reports.report_requests
+    ahead_before = reports.answered_ahead
+    quota: QuotaStatus | None = None
+    preview: list[dict[str, object]] | None = None
+    fetching = reports.iter_pages(
+        report, start=window.start, end=window.end, currency_code=currency_code
+    )
+    for fetched, page in enumerate(fetching, start=1):
+        quota = page.quota or quota
+        if page.table.num_rows and preview is None:
+            preview = page.table.slice(0, PREVIEW_ROWS).to_pylist()
+        _spool_page(spools, page, window, spool / f"page-{fetched:05d}.parquet")
+        log.info(
+            "property %s report %s window %s page %d: %d rows (%d in the window)",
+            reports.property_id, report.name, page.window, fetched, page.table.num_rows,
+            page.row_count,
+        )  # fmt: skip
+    kept = [spools[key] for key in sorted(spools)]
+    rows_per_page = [n for w in kept for n in w.rows_per_page]
+    rows = sum(rows_per_page)
+    flags = _merged_flags([w.flags for w in kept if w.flags is not None])
+    tokens_used = reports.tokens_spent - tokens_before
+    if rows == 0:
+        log.warning(
+            "property %s report %s window %s..%s is empty",
+            reports.property_id, report.name, window.start, window.end,
+        )  # fmt: skip
+    time_zone = flags.time_zone if flags else "UTC"
+    load = LoadRecord(
         load_id=load_id,
-        pages=pages,
-        rows_per_page=tuple(rows_per_page),
-        rows_reported=row_count,
-        rows_landed=written,
-        is_final=is_final,
+        property_id=reports.property_id,
+        partition_month=window.month,
+        report=report.name,
+        window_start=window.start,
+        window_end=window.end,
+        rows_reported=sum(w.row_count for w in kept),
+        rows_landed=rows,
+        pages=len(rows_per_page),
+        requests=reports.report_requests - requests_before,
+        quota_tokens_used=tokens_used if quota else None,
+        quota_tokens_remaining_daily=quota.tokens_per_day_remaining if quota else None,
+        quota_tokens_remaining_hourly=quota.tokens_per_hour_remaining if quota else None,
+        currency_code=flags.currency_code if flags else "",
+        time_zone=time_zone,
+        data_loss_from_other_row=bool(flags and flags.data_loss_from_other_row),
+        subject_to_thresholding=bool(flags and flags.subject_to_thresholding),
+        sampling_metadata=json.dumps({"windows": [w.summary() for w in kept]}),
+        is_final=today_in(time_zone, now=now) >= window.end + FINAL_AFTER,
+        loaded_at=now,
+    )
+    return _FetchedReport(
+        report=report,
+        load=load,
+        files=[path for w in kept for path in w.files],
+        rows_per_page=rows_per_page,
         flags=flags,
         quota=quota,
-        quota_tokens_used=tokens_used,
         pages_fetched_ahead=reports.answered_ahead - ahead_before,
-        facts=read_back[0],
         preview=preview,
     )
 

@@ -102,6 +102,15 @@ class LoadRecord:
             raise ValueError("loaded_at must carry a time zone")
 
 
+@dataclass(frozen=True)
+class PartitionLoad:
+    """One report partition to replace: its load record and the spool files holding its rows."""
+
+    report: ReportDefinition
+    load: LoadRecord
+    parquet_files: Sequence[Path]
+
+
 def replace_partition(
     db_path: str | os.PathLike[str],
     *,
@@ -109,70 +118,97 @@ def replace_partition(
     load: LoadRecord,
     parquet_files: Sequence[Path],
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
-    after_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> int:
     """Replace the partition's rows with the spool files' rows; returns the rows inserted.
 
     Zero files is an empty month and still a successful load: the partition is emptied and
-    recorded as loaded. `after_commit` runs on the same connection once the load is committed,
-    so reading the partition back (the asset checks do) does not open the file again.
+    recorded as loaded.
     """
-    if load.report != report.name:
-        raise ValueError(f"load record is for report {load.report!r}, not {report.name!r}")
-    files = [str(Path(f)) for f in parquet_files]
-    columns = spool_columns(report)
-    for path in files:
-        _check_spool_file(path, columns)
-    table = quote_qualified(report.raw_table)
-    loaded_at = load.loaded_at or datetime.now(UTC)
-    partition = [load.property_id, load.partition_month]
+    [inserted] = replace_partitions(
+        db_path, [PartitionLoad(report, load, parquet_files)], lock_timeout=lock_timeout
+    )
+    return inserted
 
+
+def replace_partitions(
+    db_path: str | os.PathLike[str],
+    loads: Sequence[PartitionLoad],
+    *,
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
+    after_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> list[int]:
+    """Replace several partitions in one transaction (a month's reports land together or not at
+    all); returns the rows inserted for each.
+
+    `after_commit` runs on the same connection once the loads are committed, so reading the
+    partitions back (the asset checks do) does not open the file again.
+    """
+    for item in loads:
+        if item.load.report != item.report.name:
+            raise ValueError(
+                f"load record is for report {item.load.report!r}, not {item.report.name!r}"
+            )
+        for path in item.parquet_files:
+            _check_spool_file(str(path), spool_columns(item.report))
     with writer(db_path, lock_timeout=lock_timeout, config=LOAD_CONNECTION) as con:
         apply_migrations(con)
         con.execute("begin transaction")
         try:
-            # Identifiers below are validated and quoted; every value is a bound parameter.
-            delete_sql = (
-                f"delete from {table}\n"  # noqa: S608
-                " where property_id = ? and partition_month = ?"
-            )
-            deleted = _count(con.execute(delete_sql, partition))
-            inserted = 0
-            if files:
-                inserted = _insert_spool(con, table, columns, files, load, loaded_at)
-                _check_window(con, table, report, load)
-            if load.rows_landed is not None and load.rows_landed != inserted:
-                raise SpoolError(
-                    f"the spool files hold {inserted} rows but the load record says "
-                    f"{load.rows_landed} were written; refusing a partial spool"
-                )
-            _record_load(con, report, load, rows_landed=inserted, loaded_at=loaded_at)
+            counts = [_replace(con, item) for item in loads]
             con.execute("commit")
         except BaseException:
             rollback(con)
             raise
         if after_commit is not None:
             after_commit(con)
-
-    logger.info(
-        "replaced %s partition property=%s month=%s: deleted %d rows, inserted %d from %d files",
-        report.name,
-        load.property_id,
-        f"{load.partition_month:%Y-%m}",
-        deleted,
-        inserted,
-        len(files),
-    )
-    if inserted != load.rows_reported:
-        logger.warning(
-            "%s partition property=%s month=%s landed %d rows but GA reported %d",
-            report.name,
+    for item, (deleted, inserted) in zip(loads, counts, strict=True):
+        load = item.load
+        logger.info(
+            "replaced %s partition property=%s month=%s: deleted %d rows, inserted %d from "
+            "%d files",
+            item.report.name,
             load.property_id,
             f"{load.partition_month:%Y-%m}",
+            deleted,
             inserted,
-            load.rows_reported,
+            len(item.parquet_files),
         )
-    return inserted
+        if inserted != load.rows_reported:
+            logger.warning(
+                "%s partition property=%s month=%s landed %d rows but GA reported %d",
+                item.report.name,
+                load.property_id,
+                f"{load.partition_month:%Y-%m}",
+                inserted,
+                load.rows_reported,
+            )
+    return [inserted for _, inserted in counts]
+
+
+def _replace(con: duckdb.DuckDBPyConnection, item: PartitionLoad) -> tuple[int, int]:
+    """Inside the caller's transaction: delete the partition, insert its spool, record the
+    load; returns (rows deleted, rows inserted)."""
+    report, load = item.report, item.load
+    files = [str(Path(f)) for f in item.parquet_files]
+    table = quote_qualified(report.raw_table)
+    loaded_at = load.loaded_at or datetime.now(UTC)
+    # Identifiers below are validated and quoted; every value is a bound parameter.
+    delete_sql = (
+        f"delete from {table}\n"  # noqa: S608
+        " where property_id = ? and partition_month = ?"
+    )
+    deleted = _count(con.execute(delete_sql, [load.property_id, load.partition_month]))
+    inserted = 0
+    if files:
+        inserted = _insert_spool(con, table, spool_columns(report), files, load, loaded_at)
+        _check_window(con, table, report, load)
+    if load.rows_landed is not None and load.rows_landed != inserted:
+        raise SpoolError(
+            f"the spool files hold {inserted} rows but the load record says "
+            f"{load.rows_landed} were written; refusing a partial spool"
+        )
+    _record_load(con, report, load, rows_landed=inserted, loaded_at=loaded_at)
+    return deleted, inserted
 
 
 def _check_spool_file(path: str, columns: tuple[tuple[str, str], ...]) -> None:

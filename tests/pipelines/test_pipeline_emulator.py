@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import grpc
 import pytest
 from dagster import AssetKey, DagsterInstance
 
+from connectors.emulator.errors import EmulatorError
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
+from connectors.reports import COHORT_ACTIVITY
 from pipelines.runner import BackfillError, backfill
 from pipelines.settings import PropertySettings, Settings
 from tests.connectors.support import CountingEmulator
@@ -104,8 +108,7 @@ def test_materialization_metadata_and_checks(emulator: str, tmp_path: Path) -> N
             partition_key=partition_key(PROPERTY_ID, "2024-02"), instance=instance
         )
     materializations = {
-        m.asset_key: m.metadata
-        for m in result.asset_materializations_for_node("raw__ga_cohort_activity")
+        m.asset_key: m.metadata for m in result.asset_materializations_for_node("raw_reports")
     }
     metadata = materializations[AssetKey(["raw", "ga_cohort_activity"])]
     assert metadata["window_start"].value == "2024-02-01"
@@ -171,3 +174,37 @@ def test_each_run_asks_ga_ahead_for_the_next_partition(tmp_path: Path) -> None:
     for table in ("ga_acquisition", "ga_cohort_activity"):
         assert ahead[(table, first)] == 0
         assert [ahead[(table, key)] for key in later] == [1, 1]
+
+
+class _CohortRefusingEmulator(EmulatorServer):
+    """Answers everything but February's cohort_activity pages, which it refuses for good."""
+
+    def _run_report(self, request: Any) -> bytes:
+        cohort = len(request.dimensions) == len(COHORT_ACTIVITY.dimensions)
+        if cohort and request.date_ranges[0].start_date == "2024-02-01":
+            raise EmulatorError(grpc.StatusCode.INVALID_ARGUMENT, "refused by the test")
+        return super()._run_report(request)
+
+
+def test_a_months_reports_land_together_or_not_at_all(tmp_path: Path) -> None:
+    """February's acquisition is fetched first and fine; its cohort_activity then fails. Nothing
+    of February may land, or its LTV would count users whose activity is missing."""
+    prop = generate_property(
+        property_id=PROPERTY_ID, seed=3, months=4, users=3_000, end=date(2024, 3, 31)
+    )
+    with _CohortRefusingEmulator([prop]) as server:
+        settings = _settings(server.address, tmp_path)
+        with DagsterInstance.ephemeral() as instance, pytest.raises(BackfillError):
+            backfill(settings, months=MONTHS[:2], instance=instance)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        landed = con.execute(
+            "select report, strftime(partition_month, '%Y-%m') from raw.ga_loads "
+            "union all "
+            "select distinct 'acquisition rows', strftime(partition_month, '%Y-%m') "
+            "  from raw.ga_acquisition order by all"
+        ).fetchall()
+    assert landed == [
+        ("acquisition", "2024-01"),
+        ("acquisition rows", "2024-01"),
+        ("cohort_activity", "2024-01"),
+    ]
