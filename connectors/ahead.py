@@ -2,7 +2,7 @@
 
 Over a long backfill the server's time to compute each report adds up: a month of a large
 property can take GA seconds. Sending the next partition's first requests while this one is
-decoded and written hides that time, at the price of holding a page of bytes or two.
+decoded and written hides that time, at the price of holding a page or two in memory.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ class AnswersAhead:
         self._name = name
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending: OrderedDict[bytes, tuple[float, Future[bytes | None]]] = OrderedDict()
+        self._pending: OrderedDict[bytes, tuple[float, Future[Any]]] = OrderedDict()
         self._pool: ThreadPoolExecutor | None = None
         self.taken = 0  # answers handed over
 
-    def submit(self, request: Any, answer: Callable[[Any], bytes | None]) -> None:
+    def submit(self, request: Any, answer: Callable[[Any], Any]) -> None:
         """Start `answer(request)` in the background, unless the same request is pending."""
         key = type(request).serialize(request)
         with self._lock:
@@ -53,7 +53,7 @@ class AnswersAhead:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="ga4-ahead")
             self._pending[key] = (self._clock(), self._pool.submit(answer, request))
 
-    def take(self, request: Any) -> bytes | None:
+    def take(self, request: Any) -> Any:
         """The answer to `request` if it was sent ahead and came back fine, else None."""
         if not self._pending:
             return None

@@ -64,6 +64,7 @@ class WireResponse:
 
     def __init__(self, data: bytes) -> None:
         self.data = data
+        self._decoded: tuple[ReportDefinition, pa.Table] | None = None
         split = _split_rows(data)
         if split is None:  # malformed for the scan: protobuf decides, and raises if it must
             self.header = RunReportResponse.pb().FromString(data)
@@ -74,7 +75,9 @@ class WireResponse:
             self.spans = (starts, ends)
 
     def decode(self, report: ReportDefinition) -> pa.Table:
-        """The rows as a typed table (see `typed_table`)."""
+        """The rows as a typed table (see `typed_table`), decoded once per report."""
+        if self._decoded is not None and self._decoded[0] == report:
+            return self._decoded[1]
         n_dims, n_mets = len(report.dimensions), len(report.metrics)
         texts = None
         if self.spans is not None:
@@ -84,7 +87,9 @@ class WireResponse:
             log.info("page of %d rows decoded by walking rows: unexpected wire layout",
                      len(full.rows))  # fmt: skip
             texts = walk_rows(full, n_dims, n_mets)
-        return typed_table(texts, report, [h.type_ for h in self.header.metric_headers])
+        table = typed_table(texts, report, [h.type_ for h in self.header.metric_headers])
+        self._decoded = (report, table)
+        return table
 
 
 def decode_table(pb: Message, report: ReportDefinition) -> pa.Table:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cached_property, partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -419,27 +419,37 @@ class Ga4Reports:
         budgets hold, nor once one is near its reserve (`QuotaGuard.allows_optional`).
         """
         dims, mets = self.validate(report.dimensions, report.metrics)
-        wanted = (
-            [r for _, r in self._totals_requests(totals, start, end, currency_code)]
+        wanted: list[tuple[RunReportRequest, ReportDefinition | None]] = (
+            [(r, None) for _, r in self._totals_requests(totals, start, end, currency_code)]
             if totals
             else []
         )
         if len(self._metric_groups(mets)) == 1:  # joined metric groups are not worth it
             window = next(iter(month_windows(start, end)))
-            wanted.append(self._page_request(dims, mets, window, 0, currency_code))
-        for request in wanted:
-            self._ahead.submit(request, self._answer_ahead)
+            wanted.append((self._page_request(dims, mets, window, 0, currency_code), report))
+        for request, rows_of in wanted:
+            self._ahead.submit(request, partial(self._answer_ahead, rows_of=rows_of))
 
     def close(self) -> None:
         """Drop answers fetched ahead and never taken up; stop the background thread."""
         self._ahead.close()
 
-    def _answer_ahead(self, request: RunReportRequest) -> bytes | None:
-        """Run in the background: one request, while the quota has room for optional ones."""
+    def _answer_ahead(
+        self, request: RunReportRequest, *, rows_of: ReportDefinition | None
+    ) -> WireResponse | None:
+        """Run in the background: one request, while the quota has room for optional ones.
+
+        A page is decoded here too, so that work also overlaps the caller's (DuckDB and the
+        decoder's Arrow and numpy kernels let go of the GIL).
+        """
         if not self.guard.allows_optional():
             return None
         with request_slot(self.property_id):
-            return self._call(self._run_report_wire, request, what="RunReport (ahead)")
+            data = self._call(self._run_report_wire, request, what="RunReport (ahead)")
+        response = WireResponse(data)
+        if rows_of is not None:
+            response.decode(rows_of)
+        return response
 
     # Windows and pages -----------------------------------------------------------------
 
@@ -712,8 +722,8 @@ class Ga4Reports:
 
     def _run_report(self, request: RunReportRequest) -> WireResponse:
         """One runReport: quota checked first, a concurrency slot held, retries bounded."""
-        data = self._ahead.take(request)
-        while data is None:
+        response = self._ahead.take(request)
+        while response is None:
             self.guard.before_request()
             try:
                 with request_slot(self.property_id):
@@ -722,8 +732,8 @@ class Ga4Reports:
                 if error.budget == "hourly" and self.guard.wait_for_hour():
                     continue
                 raise
+            response = WireResponse(data)
         self.report_requests += 1
-        response = WireResponse(data)
         pb = response.header
         if pb.HasField("property_quota"):
             q = pb.property_quota

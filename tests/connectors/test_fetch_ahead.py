@@ -13,11 +13,12 @@ import pytest
 
 from connectors import ahead
 from connectors.ahead import AnswersAhead
+from connectors.decode import WireResponse
 from connectors.emulator.generated import generate_property
 from connectors.emulator.quota import QuotaLimits
 from connectors.emulator.server import EmulatorOptions
 from connectors.ga4_client import Ga4Reports
-from connectors.reports import COHORT_ACTIVITY
+from connectors.reports import COHORT_ACTIVITY, ReportDefinition
 from tests.connectors.support import CountingEmulator, reports
 
 PROPERTY = "626262"
@@ -136,3 +137,27 @@ def test_pending_requests_are_bounded_and_dropped_on_close() -> None:
     assert answers.take(_Request(bytes([ahead.MAX_PENDING + 1]))) == bytes([ahead.MAX_PENDING + 1])
     answers.close()
     assert answers.take(_Request(bytes([ahead.MAX_PENDING]))) is None
+
+
+def test_a_page_fetched_ahead_is_decoded_in_the_background(
+    emulator: CountingEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding is the connector's own CPU work: done on the thread that fetched ahead, it
+    overlaps the caller's writing instead of adding to it."""
+    threads: list[str] = []
+    original = WireResponse.decode
+
+    def decode(self: WireResponse, report: ReportDefinition) -> pa.Table:
+        if self._decoded is None:
+            threads.append(threading.current_thread().name)
+        return original(self, report)
+
+    monkeypatch.setattr(WireResponse, "decode", decode)
+    connector = reports(emulator.address, PROPERTY)
+    _land(connector, MARCH)
+    assert threads == ["MainThread"]
+    connector.prefetch(COHORT_ACTIVITY, start=APRIL[0], end=APRIL[1])
+    _land(connector, APRIL)
+    assert connector.answered_ahead == 1
+    assert threads[1].startswith("ga4-ahead")
+    assert len(threads) == 2  # taken up decoded: not decoded again
