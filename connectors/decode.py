@@ -76,7 +76,9 @@ class WireResponse:
 
     def decode(self, report: ReportDefinition) -> pa.Table:
         """The rows as a typed table (see `typed_table`), decoded once per report."""
-        if self._decoded is not None and self._decoded[0] == report:
+        if self._decoded is not None:
+            if self._decoded[0] != report:
+                raise ValueError(f"this page was decoded for report {self._decoded[0].name}")
             return self._decoded[1]
         n_dims, n_mets = len(report.dimensions), len(report.metrics)
         texts = None
@@ -88,7 +90,8 @@ class WireResponse:
                      len(full.rows))  # fmt: skip
             texts = walk_rows(full, n_dims, n_mets)
         table = typed_table(texts, report, [h.type_ for h in self.header.metric_headers])
-        self._decoded = (report, table)
+        # The table holds copies of the texts: the page's bytes can go while it waits.
+        self._decoded, self.data, self.spans = (report, table), b"", None
         return table
 
 

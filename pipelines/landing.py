@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.ga4_client import Ga4Reports, QuotaStatus, ReportPage, ResponseFlags
@@ -95,21 +96,50 @@ class _WindowSpool:
         }
 
 
-def _spool_page(
-    spools: dict[DateWindow, _WindowSpool], page: ReportPage, month: MonthWindow, path: Path
-) -> None:
-    """Keep a page under its window; a later attempt of a window discards the earlier one."""
-    key = page.window or DateWindow(month.start, month.end)
-    spool = spools.get(key)
-    if spool is None or page.attempt != spool.attempt:
-        for stale in spool.files if spool else []:
-            stale.unlink(missing_ok=True)
-        spool = spools[key] = _WindowSpool(key, page.attempt)
-    spool.row_count, spool.flags = page.row_count, page.flags
-    spool.rows_per_page.append(page.table.num_rows)
-    if page.table.num_rows:
+class _Spooler:
+    """A report's pages, kept per date window: written to Parquet as the next page arrives.
+
+    The latest page stays in memory instead, and the load inserts it straight from there: a
+    one-page month (the common case) never touches the disk, while memory still holds no
+    more than one page, however many the month has.
+    """
+
+    def __init__(self, month: MonthWindow) -> None:
+        self._month = month
+        self.windows: dict[DateWindow, _WindowSpool] = {}
+        self._held: tuple[_WindowSpool, Path, pa.Table] | None = None
+
+    def add(self, page: ReportPage, path: Path) -> None:
+        """Keep a page under its window; a later attempt of a window discards the earlier one."""
+        key = page.window or DateWindow(self._month.start, self._month.end)
+        spool = self.windows.get(key)
+        if spool is None or page.attempt != spool.attempt:
+            if spool is not None:
+                for stale in spool.files:
+                    stale.unlink(missing_ok=True)
+                if self._held and self._held[0] is spool:
+                    self._held = None
+            spool = self.windows[key] = _WindowSpool(key, page.attempt)
+        spool.row_count, spool.flags = page.row_count, page.flags
+        spool.rows_per_page.append(page.table.num_rows)
+        if page.table.num_rows:
+            self._write_held()
+            self._held = (spool, path, page.table)
+
+    def kept(self) -> list[_WindowSpool]:
+        return [self.windows[key] for key in sorted(self.windows)]
+
+    def held_table(self) -> pa.Table | None:
+        """The last page, still in memory (its window is among `kept`)."""
+        return self._held[2] if self._held else None
+
+    def _write_held(self) -> None:
+        if self._held is None:
+            return
+        spool, path, table = self._held
+        self._held = None
         try:
-            pq.write_table(page.table, path)
+            pq.write_table(table, path)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -161,6 +191,7 @@ class _FetchedReport:
     report: ReportDefinition
     load: LoadRecord
     files: list[Path]
+    held: pa.Table | None  # the last page, not written to the spool
     rows_per_page: list[int]
     flags: ResponseFlags | None
     quota: QuotaStatus | None
@@ -214,7 +245,12 @@ def land_month(
 
         written = replace_partitions(
             db_path,
-            [PartitionLoad(item.report, item.load, item.files) for item in fetched],
+            [
+                PartitionLoad(
+                    item.report, item.load, item.files, [] if item.held is None else [item.held]
+                )
+                for item in fetched
+            ],
             after_commit=read_partitions,
         )
     finally:
@@ -263,7 +299,7 @@ def _fetch_report(
     )  # fmt: skip
     # A month may arrive in several date windows (GA's "(other)" row makes the client halve
     # them); the partition is the union of every window's latest attempt.
-    spools: dict[DateWindow, _WindowSpool] = {}
+    spooler = _Spooler(window)
     tokens_before, requests_before = reports.tokens_spent, reports.report_requests
     ahead_before = reports.answered_ahead
     quota: QuotaStatus | None = None
@@ -275,13 +311,13 @@ def _fetch_report(
         quota = page.quota or quota
         if page.table.num_rows and preview is None:
             preview = page.table.slice(0, PREVIEW_ROWS).to_pylist()
-        _spool_page(spools, page, window, spool / f"page-{fetched:05d}.parquet")
+        spooler.add(page, spool / f"page-{fetched:05d}.parquet")
         log.info(
             "property %s report %s window %s page %d: %d rows (%d in the window)",
             reports.property_id, report.name, page.window, fetched, page.table.num_rows,
             page.row_count,
         )  # fmt: skip
-    kept = [spools[key] for key in sorted(spools)]
+    kept = spooler.kept()
     rows_per_page = [n for w in kept for n in w.rows_per_page]
     rows = sum(rows_per_page)
     flags = _merged_flags([w.flags for w in kept if w.flags is not None])
@@ -318,6 +354,7 @@ def _fetch_report(
         report=report,
         load=load,
         files=[path for w in kept for path in w.files],
+        held=spooler.held_table(),
         rows_per_page=rows_per_page,
         flags=flags,
         quota=quota,

@@ -104,11 +104,13 @@ class LoadRecord:
 
 @dataclass(frozen=True)
 class PartitionLoad:
-    """One report partition to replace: its load record and the spool files holding its rows."""
+    """One report partition to replace: its load record and where its rows are, spool files
+    and pages still in memory."""
 
     report: ReportDefinition
     load: LoadRecord
     parquet_files: Sequence[Path]
+    pages: Sequence[pa.Table] = ()
 
 
 def replace_partition(
@@ -150,6 +152,8 @@ def replace_partitions(
             )
         for path in item.parquet_files:
             _check_spool_file(str(path), spool_columns(item.report))
+        for page in item.pages:
+            _check_spool_schema(page.schema, spool_columns(item.report), "a page in memory")
     with writer(db_path, lock_timeout=lock_timeout, config=LOAD_CONNECTION) as con:
         apply_migrations(con)
         con.execute("begin transaction")
@@ -165,13 +169,13 @@ def replace_partitions(
         load = item.load
         logger.info(
             "replaced %s partition property=%s month=%s: deleted %d rows, inserted %d from "
-            "%d files",
+            "%d pages",
             item.report.name,
             load.property_id,
             f"{load.partition_month:%Y-%m}",
             deleted,
             inserted,
-            len(item.parquet_files),
+            len(item.parquet_files) + len(item.pages),
         )
         if inserted != load.rows_reported:
             logger.warning(
@@ -199,8 +203,10 @@ def _replace(con: duckdb.DuckDBPyConnection, item: PartitionLoad) -> tuple[int, 
     )
     deleted = _count(con.execute(delete_sql, [load.property_id, load.partition_month]))
     inserted = 0
-    if files:
-        inserted = _insert_spool(con, table, spool_columns(report), files, load, loaded_at)
+    if files or item.pages:
+        inserted = _insert_spool(
+            con, table, spool_columns(report), files, item.pages, load, loaded_at
+        )
         _check_window(con, table, report, load)
     if load.rows_landed is not None and load.rows_landed != inserted:
         raise SpoolError(
@@ -217,18 +223,20 @@ def _check_spool_file(path: str, columns: tuple[tuple[str, str], ...]) -> None:
         schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as exc:
         raise SpoolError(f"spool file {path} is not readable Parquet: {exc}") from exc
+    _check_spool_schema(schema, columns, f"spool file {path}")
+
+
+def _check_spool_schema(schema: pa.Schema, columns: tuple[tuple[str, str], ...], what: str) -> None:
     expected = dict(columns)
     extra = sorted(set(schema.names) - set(expected))
     if extra:
-        raise SpoolError(f"spool file {path} has columns the report does not: {extra}")
+        raise SpoolError(f"{what} has columns the report does not: {extra}")
     for name, duck_type in columns:
         if name not in schema.names:
-            raise SpoolError(f"spool file {path} lacks column {name}")
+            raise SpoolError(f"{what} lacks column {name}")
         arrow_type = schema.field(name).type
         if not _ARROW_TYPE_CHECKS[duck_type](arrow_type):
-            raise SpoolError(
-                f"spool file {path} column {name} is {arrow_type}, expected {duck_type}"
-            )
+            raise SpoolError(f"{what} column {name} is {arrow_type}, expected {duck_type}")
 
 
 def _insert_spool(
@@ -236,21 +244,27 @@ def _insert_spool(
     table: str,
     columns: tuple[tuple[str, str], ...],
     files: list[str],
+    pages: Sequence[pa.Table],
     load: LoadRecord,
     loaded_at: datetime,
 ) -> int:
-    """Insert the spool files' rows with the partition and load metadata on every row."""
+    """Insert the spool's rows with the partition and load metadata on every row."""
     report_cols = [quote_identifier(name) for name, _ in columns]
     target = [quote_identifier(c) for c in (*PARTITION_COLUMNS, *LOAD_METADATA_COLUMNS)]
     target_list = ", ".join([*target[:2], *report_cols, *target[2:]])
-    # Identifiers are validated and quoted; every value is a bound parameter.
+    sources = ["select * from read_parquet($files)"] if files else []
+    held = [f"held_page_{index}" for index in range(len(pages))]
+    for name, page in zip(held, pages, strict=True):
+        con.register(name, page)
+        sources.append(f"select * from {name}")  # noqa: S608 -- a name made just above
+    # Identifiers are validated and quoted or made here; every value is a bound parameter.
     sql = (
         f"insert into {table} ({target_list})\n"  # noqa: S608
         "select $property_id, $partition_month, "
         + ", ".join(report_cols)
         + ", $load_id, $loaded_at, $currency_code, $time_zone,"
         " $data_loss_from_other_row, $subject_to_thresholding\n"
-        "  from read_parquet($files)"
+        "  from (" + " union all by name ".join(sources) + ")"
     )
     params = {
         "property_id": load.property_id,
@@ -261,9 +275,14 @@ def _insert_spool(
         "time_zone": load.time_zone,
         "data_loss_from_other_row": load.data_loss_from_other_row,
         "subject_to_thresholding": load.subject_to_thresholding,
-        "files": files,
     }
-    return _count(con.execute(sql, params))
+    if files:
+        params["files"] = files
+    try:
+        return _count(con.execute(sql, params))
+    finally:
+        for name in held:
+            con.unregister(name)
 
 
 def _check_window(
