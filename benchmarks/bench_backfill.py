@@ -4,12 +4,15 @@ Generates one big property (36 months), serves it from the GA4 emulator in this 
 runs `pipelines.runner.backfill` for its last 12 months and for all 36, alternately, each in a
 fresh subprocess with its own temporary DuckDB file and spool folder. A backfill's time covers
 landing both reports of every month (emulator time included) and rebuilding the LTV tables;
-rows are those of both raw reports. Peak memory is that of the backfill process and its
-workers, polled from /proc: the emulator runs here, outside it, and its memory is printed
-apart. Quota comes from `raw.ga_loads`; the totals-only requests of the reconcile checks are
-not recorded there, so they are measured at the emulator and printed apart.
+rows are those of both raw reports. Publishing the tables (CSV/Parquet extracts, the HTML
+report) comes after the LTV tables and is off unless `--publish` is given. Peak memory is that
+of the backfill process and its workers, polled from /proc: the emulator runs here, outside
+it, and its memory is printed apart. Quota comes from `raw.ga_loads`; the totals-only requests
+of the reconcile checks are not recorded there, so they are measured at the emulator and
+printed apart.
 
     .venv/bin/python benchmarks/bench_backfill.py [--users N] [--repeat N] [--parallel N]
+        [--publish]
 """
 
 from __future__ import annotations
@@ -130,6 +133,8 @@ def run_child(args: argparse.Namespace) -> None:
 
     folder = Path(args.folder)
     months = _months(args.months)
+    for variable in ("GA_LTV_EXTRACTS_DIR", "GA_LTV_REPORT_DIR"):
+        os.environ[variable] = str(folder / variable.lower()) if args.publish else "off"
     settings = Settings(
         properties=(PropertySettings(property_id=PROPERTY_ID),),
         emulator=args.address,
@@ -171,7 +176,7 @@ def run_child(args: argparse.Namespace) -> None:
     print(json.dumps(figures))
 
 
-def _spawn_backfill(address: str, months: int, parallel: int) -> dict:
+def _spawn_backfill(address: str, months: int, parallel: int, publish: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_backfill_") as folder:
         command = [
             sys.executable,
@@ -181,6 +186,7 @@ def _spawn_backfill(address: str, months: int, parallel: int) -> dict:
             "--months", str(months),
             "--folder", folder,
             "--parallel", str(parallel),
+            *(["--publish"] if publish else []),
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if not k.startswith("GA_LTV_")}
         env.pop("DAGSTER_HOME", None)
@@ -236,6 +242,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="backfills of each length")
     parser.add_argument("--parallel", type=int, default=1, help="partitions landed at once")
     parser.add_argument(
+        "--publish", action="store_true", help="also write the extracts and the HTML report"
+    )
+    parser.add_argument(
         "--other-row-limit",
         type=int,
         default=1_000_000,
@@ -268,9 +277,12 @@ def main() -> None:
         runs: dict[int, list[dict]] = {SHORT_MONTHS: [], TOTAL_MONTHS: []}
         for _ in range(args.repeat):
             for months in (SHORT_MONTHS, TOTAL_MONTHS):
-                runs[months].append(_spawn_backfill(server.address, months, args.parallel))
+                runs[months].append(
+                    _spawn_backfill(server.address, months, args.parallel, args.publish)
+                )
         print(f"emulator process peak RSS {_own_rss_mb():.0f} MB (not part of the backfill)")
     print(_load())
+    print(f"publishing (extracts, HTML report): {'on' if args.publish else 'off'}")
     short = _summary(f"{SHORT_MONTHS} months", runs[SHORT_MONTHS])
     full = _summary(f"{TOTAL_MONTHS} months", runs[TOTAL_MONTHS])
     speed = full["rows_per_s"] / short["rows_per_s"]

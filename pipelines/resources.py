@@ -163,6 +163,7 @@ def resources_from(settings: Settings) -> dict[str, ConfigurableResource]:
             key_file=str(settings.key_file) if settings.key_file else None,
             transport=settings.transport,
             embedded=settings.embedded,
+            page_size=settings.page_size,
             currencies={p.property_id: p.currency for p in settings.properties if p.currency},
             as_of=settings.as_of,
         ),

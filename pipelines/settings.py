@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from connectors.ga4_client import normalize_property_id
+from connectors.ga4_client import MAX_PAGE_ROWS, normalize_property_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
@@ -37,6 +37,7 @@ _FILE_KEYS = {
     "as_of",
     "refresh_day",
     "refresh_hour",
+    "page_size",
 }
 _PROPERTY_KEYS = {"id", "label", "currency", "start_month"}
 _KNOWN_VARIABLES = {
@@ -81,6 +82,8 @@ class Settings:
     # GA may change a day's data for 48 hours; the 3rd leaves that margin for a month's last day.
     refresh_day: int = 3
     refresh_hour: int = 6
+    # Rows per runReport page: GA's most by default; fewer holds less in memory per page.
+    page_size: int = MAX_PAGE_ROWS
 
     @property
     def embedded(self) -> bool:
@@ -207,6 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         as_of=_check_as_of(values.get("as_of")),
         refresh_day=_check_int(values.get("refresh_day", 3), "refresh_day", 1, 28),
         refresh_hour=_check_int(values.get("refresh_hour", 6), "refresh_hour", 0, 23),
+        page_size=_check_int(values.get("page_size", MAX_PAGE_ROWS), "page_size", 1, MAX_PAGE_ROWS),
     )
 
 

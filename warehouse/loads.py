@@ -256,7 +256,7 @@ def _insert_spool(
     held = [f"held_page_{index}" for index in range(len(pages))]
     for name, page in zip(held, pages, strict=True):
         con.register(name, page)
-        sources.append(f"select * from {name}")  # noqa: S608 -- a name made just above
+        sources.append(f"select * from {quote_identifier(name)}")  # noqa: S608
     # Identifiers are validated and quoted or made here; every value is a bound parameter.
     sql = (
         f"insert into {table} ({target_list})\n"  # noqa: S608

@@ -86,3 +86,11 @@ def test_unknown_variables_are_refused_but_publishing_and_test_ones_pass() -> No
         load_settings({"GA_LTV_DUCKD": "x"})
     settings = load_settings({"GA_LTV_PG_HOST": "127.0.0.1", "GA_LTV_TEST_PG_DSN": "x"})
     assert settings.embedded
+
+
+def test_page_size_is_ga_s_limit_by_default_and_checked() -> None:
+    assert load_settings({}).page_size == 250_000
+    assert load_settings({"GA_LTV_PAGE_SIZE": "5000"}).page_size == 5000
+    for bad in ("0", "250001", "many"):
+        with pytest.raises(SettingsError, match="page_size must be a whole number from 1"):
+            load_settings({"GA_LTV_PAGE_SIZE": bad})

@@ -73,7 +73,8 @@ def _fill(disk: Path, leave: int) -> Path:
     [
         # Room for the spool pages but not for DuckDB's write-ahead log at commit.
         ("warehouse", 256 * 1024, "ga_ltv.duckdb"),
-        # Not even room for the first page of the month waiting in the spool.
+        # Not even room for the first page of the month waiting in the spool (pages of 200 rows,
+        # so that a month has more than one: the last page of a report waits in memory).
         ("spool", 0, "spool folder"),
     ],
 )
@@ -91,6 +92,8 @@ def test_full_disk_is_reported_and_landed_months_survive(
     env = cli_env(emulator, [PROPERTY_ID], small_disk, MONTHS[0]) | NO_PUBLISHING
     if full == "warehouse":
         env["GA_LTV_SPOOL_DIR"] = str(tmp_path / "spool")  # pages fit; only DuckDB runs out
+    else:
+        env["GA_LTV_PAGE_SIZE"] = "200"
     for name, value in env.items():
         if name.startswith("GA_LTV_"):
             monkeypatch.setenv(name, value)
