@@ -1,7 +1,8 @@
 """Land one property-month's reports: GA pages -> Parquet spool -> one DuckDB transaction.
 
-Pages go to disk as they arrive, so memory stays flat however long the month is, and the
-warehouse sees either the whole month or nothing: a crash mid-fetch leaves only spool files.
+Each page goes to disk when the next one arrives (the last is inserted from memory), so memory
+stays flat however long the month is, and the warehouse sees either the whole month or nothing:
+a crash mid-fetch leaves only spool files.
 """
 
 from __future__ import annotations
