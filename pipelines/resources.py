@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -15,7 +16,9 @@ from pydantic import Field
 from connectors.auth import build_client
 from connectors.ga4_client import Ga4Reports
 from pipelines.settings import EMBEDDED_MONTHS, EMBEDDED_PROPERTY_ID, Settings
-from warehouse.publish_postgres import PostgresTarget
+
+if TYPE_CHECKING:
+    from warehouse.publish_postgres import PostgresTarget
 
 _embedded_lock = threading.Lock()
 _embedded_address: str | None = None
@@ -146,6 +149,8 @@ class PublishingResource(ConfigurableResource):
         return _folder(self.report_dir, "GA_LTV_REPORT_DIR", duckdb_path.parent / "reports")
 
     def postgres(self) -> PostgresTarget | None:
+        from warehouse.publish_postgres import PostgresTarget  # the driver only when publishing
+
         return PostgresTarget.from_env()
 
 
