@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -140,7 +141,9 @@ class _Spooler:
         spool, path, table = self._held
         self._held = None
         try:
-            pq.write_table(table, path)
+            # Owner-only from the start: the rows are a customer's revenue.
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as out:
+                pq.write_table(table, out)
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
@@ -166,16 +169,17 @@ def _private_folder(root: Path, *parts: str) -> Path:
     return folder
 
 
-def _remove_abandoned_spools(partition_spool: Path, *, log: logging.Logger) -> None:
-    """Delete this partition's spool folders left by runs that died (SIGKILL, power loss).
+def _remove_abandoned_spools(spool_dir: Path, *, log: logging.Logger) -> None:
+    """Delete spool folders left by runs that died (SIGKILL, power loss), whatever partition
+    they belong to: a partition that later landed whole is never fetched again.
 
     A live fetch writes a page at least every few minutes, so a folder untouched for hours
-    belongs to a run that will never load it.
+    belongs to a run that will never load it. Folders are <property>/<report>/<month>/<load>.
     """
-    if not partition_spool.is_dir():
+    if not spool_dir.is_dir():
         return
     cutoff = datetime.now(UTC).timestamp() - ABANDONED_SPOOL_AGE.total_seconds()
-    for folder in partition_spool.iterdir():
+    for folder in spool_dir.glob("*/*/*/*"):
         if folder.is_dir() and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
             log.info("removed spool %s left by an interrupted run", folder)
@@ -221,13 +225,12 @@ def land_month(
     # The earliest time zone is UTC+14: before that, no property has lived a day of the month.
     if window.start > (now + timedelta(hours=14)).date():
         raise MonthNotStartedError(f"Month {month_key} has not started yet; nothing to load.")
+    _remove_abandoned_spools(spool_dir, log=log)
     spools: list[Path] = []
     try:
         fetched = []
         for report in report_definitions:
             load_id = uuid.uuid4().hex
-            partition_spool = spool_dir / reports.property_id / report.name / month_key
-            _remove_abandoned_spools(partition_spool, log=log)
             spools.append(
                 _private_folder(spool_dir, reports.property_id, report.name, month_key, load_id)
             )

@@ -128,21 +128,24 @@ def test_materialization_metadata_and_checks(emulator: str, tmp_path: Path) -> N
 
 
 def test_spools_abandoned_by_dead_runs_are_removed(emulator: str, tmp_path: Path) -> None:
-    """A killed run leaves its pages behind; the next load of that partition clears them."""
+    """A killed run leaves its pages behind; the next load clears them, even those of another
+    partition (one that landed whole later is never fetched again)."""
     import os
     import time
 
     settings = _settings(emulator, tmp_path)
     partition = settings.spool_dir / PROPERTY_ID / "acquisition" / MONTHS[0]
+    other = settings.spool_dir / PROPERTY_ID / "cohort_activity" / "2023-07" / "dead-run"
     old, recent = partition / "dead-run", partition / "live-run"
-    for folder in (old, recent):
+    for folder in (old, recent, other):
         folder.mkdir(parents=True)
         (folder / "page-00001.parquet").write_bytes(b"x")
     day_ago = time.time() - 24 * 3600
     os.utime(old, (day_ago, day_ago))
+    os.utime(other, (day_ago, day_ago))
     with DagsterInstance.ephemeral() as instance:
         backfill(settings, months=MONTHS[:1], instance=instance)
-    assert not old.exists()
+    assert not old.exists() and not other.exists()
     assert recent.exists(), "a folder written recently may belong to a live run"
 
 

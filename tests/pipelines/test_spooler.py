@@ -41,6 +41,7 @@ def test_only_the_last_page_stays_in_memory(tmp_path: Path) -> None:
     ):
         spooler.add(_page(window, values), tmp_path / f"page-{index}.parquet")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["page-0.parquet", "page-1.parquet"]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in tmp_path.iterdir()), "owner-only"
     assert spooler.held_table().column("new_users").to_pylist() == [4, 5]
     assert _rows(spooler) == [1, 2, 3, 4, 5]
 
