@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import socket
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterInstance, DagsterRunStatus, ExecuteInProcessResult, RunsFilter
 from dagster._core.instance.ref import InstanceRef  # not exported at the top level
 
 from pipelines.assets import RAW_REPORTS
@@ -38,6 +40,49 @@ _QUIET = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 # connector's 2 requests per process that keeps a backfill to 4 of GA's 10 concurrent
 # requests per property (see connectors/quota.py for the whole sum).
 RUNS_PER_PROPERTY = 2
+# Tags naming the process that runs a job in-process, so that a later backfill can tell a run
+# whose process was killed from one still going.
+HOST_TAG, PID_TAG = "ga_ltv/host", "ga_ltv/pid"
+_UNFINISHED = [DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
+
+
+def _process_tags() -> dict[str, str]:
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+def fail_orphaned_runs(instance: DagsterInstance) -> int:
+    """Mark failed the runs this tool started on this machine whose process is gone.
+
+    A backfill killed mid-run (SIGKILL, a closed terminal) leaves its run STARTED for ever; the
+    run queue counts such runs against its per-property limit, so enough of them would hold
+    the schedule's and the UI's runs queued without a word. Returns how many were marked.
+    """
+    if instance.is_ephemeral:
+        return 0
+    runs = instance.get_runs(
+        filters=RunsFilter(statuses=_UNFINISHED, tags={HOST_TAG: socket.gethostname()})
+    )
+    orphaned = [r for r in runs if r.tags.get(PID_TAG, "").isdigit()
+                and not _alive(int(r.tags[PID_TAG]))]  # fmt: skip
+    for run in orphaned:
+        instance.report_run_failed(
+            run,
+            message=f"the ga-ltv process that ran it (pid {run.tags[PID_TAG]}) is gone; marked "
+            "failed so that the run queue does not keep counting it",
+        )
+        log.warning("run %s of %s was left unfinished by a killed process; marked failed",
+                    run.run_id, run.job_name)  # fmt: skip
+    return len(orphaned)
 
 
 @dataclass
@@ -77,6 +122,18 @@ def _failure_message(result: ExecuteInProcessResult) -> str:
     return "the run failed; see the Dagster logs"
 
 
+def _interrupted(result: ExecuteInProcessResult) -> bool:
+    """Whether the run stopped because the user interrupted it (Ctrl-C, SIGTERM)."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data:
+            error = event.step_failure_data.error
+            while error is not None:
+                if error.cls_name == "DagsterExecutionInterruptedError":
+                    return True
+                error = error.cause
+    return False
+
+
 def _failed_checks(result: ExecuteInProcessResult, label: str) -> tuple[str, ...]:
     return tuple(
         f"{label} {evaluation.asset_key.to_user_string()}:{evaluation.check_name} "
@@ -102,8 +159,10 @@ def _land_partition(
         instance=instance,
         run_config=_QUIET,
         raise_on_error=False,
-        tags=next_partition_tag(*next_key) if next_key else None,
+        tags=_process_tags() | (next_partition_tag(*next_key) if next_key else {}),
     )
+    if _interrupted(result):
+        raise KeyboardInterrupt  # Ctrl-C stops the backfill, not just this partition
     label = f"property {property_id} month {month}"
     error = None if result.success else _failure_message(result)
     return _Outcome(property_id, month, error, _failed_checks(result, label))
@@ -167,6 +226,7 @@ def backfill(
 ) -> BackfillReport:
     """Land every property-month not yet final in the warehouse, then rebuild the LTV marts."""
     _check_months(settings, months)
+    fail_orphaned_runs(instance)
     report = BackfillReport()
     states = load_states(settings.duckdb_path)
     _check_currencies(settings, states, months=months, force=force)
@@ -199,8 +259,12 @@ def backfill(
         result = (
             build_definitions(settings)
             .resolve_job_def(LTV_JOB)
-            .execute_in_process(instance=instance, run_config=_QUIET, raise_on_error=False)
+            .execute_in_process(
+                instance=instance, run_config=_QUIET, raise_on_error=False, tags=_process_tags()
+            )
         )
+        if _interrupted(result):
+            raise KeyboardInterrupt
         if not result.success:
             report.failed[("*", "ltv")] = _failure_message(result)
         report.failed_checks.extend(_failed_checks(result, "LTV"))

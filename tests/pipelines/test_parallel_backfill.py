@@ -174,3 +174,36 @@ def test_command_line_summary_keeps_properties_apart(emulator: str, tmp_path: Pa
         ("700002", "JPY"),
     ]
     assert all(s.channels for s in summaries)
+
+
+def test_ctrl_c_stops_the_whole_backfill_and_leaves_no_run_unfinished(
+    emulator: str, tmp_path: Path
+) -> None:
+    """SIGINT mid-backfill: the CLI stops (no further month, no LTV rebuild), says how to go on,
+    and the persistent instance holds no run still marked as going."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    folder = tmp_path / "interrupted"
+    env = cli_env(emulator, PROPERTIES, folder, MONTHS[0]) | {"DAGSTER_HOME": str(home)}
+    command = cli_run_command(MONTHS[0], MONTHS[-1])
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and loads_landed(folder / "ga_ltv.duckdb") < 4:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "interrupted" in stderr and "the same command resumes" in stderr
+    landed = loads_landed(folder / "ga_ltv.duckdb")
+    assert 4 <= landed < 48
+    with duckdb.connect(str(folder / "ga_ltv.duckdb"), read_only=True) as con:
+        marts_built = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'marts'"
+        ).fetchone()[0]
+    assert marts_built == 0, "an interrupted backfill must not go on to rebuild the marts"
+    with DagsterInstance.from_config(str(home)) as instance:
+        going = [DagsterRunStatus.STARTED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+        unfinished = instance.get_runs(filters=RunsFilter(statuses=going))
+    assert not unfinished, [(r.job_name, r.status) for r in unfinished]
