@@ -767,8 +767,14 @@ class Ga4Reports:
         except (gexc.ServiceUnavailable, requests.ConnectionError) as exc:
             raise self._unreachable(exc) from None
         except gexc.PermissionDenied:
+            if self._endpoint:
+                raise PermissionDeniedError(
+                    f"The GA4 emulator at {self._endpoint} does not serve property "
+                    f"{self.property_id}: check the property id against the ones it lists when "
+                    "it starts."
+                ) from None
             raise PermissionDeniedError(
-                f"{self._identity} has no access to GA4 property {self.property_id}. In GA4 "
+                f"No access to GA4 property {self.property_id} for {self._identity}. In GA4 "
                 "Admin > Property access management, add it with at least the Viewer role, "
                 "and check the property id."
             ) from None

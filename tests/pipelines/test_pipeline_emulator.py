@@ -89,7 +89,7 @@ def test_unknown_property_fails_with_access_message(emulator: str, tmp_path: Pat
     settings = Settings(**{**settings.__dict__, "properties": (PropertySettings("999"),)})
     with (
         DagsterInstance.ephemeral() as instance,
-        pytest.raises(BackfillError, match="no access to GA4 property 999"),
+        pytest.raises(BackfillError, match="does not serve property 999"),
     ):
         backfill(settings, months=MONTHS[:1], instance=instance)
 
