@@ -195,6 +195,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                 "as_of"):  # fmt: skip
         if key in values and not isinstance(values[key], str):
             raise SettingsError(f"`{key}` must be a quoted string, got {values[key]!r}.")
+    emulator = values.get("emulator") or None
+    if emulator and not re.search(r":\d+$", emulator):
+        raise SettingsError(
+            f"emulator must be host:port, e.g. 127.0.0.1:50051; got {emulator!r} (no port)."
+        )
     transport = values.get("transport", "grpc")
     if transport not in ("grpc", "rest"):
         raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")
@@ -202,7 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         properties=tuple(values.get("properties", ())),
         key_file=Path(values["key_file"]).expanduser() if values.get("key_file") else None,
-        emulator=values.get("emulator") or None,
+        emulator=emulator,
         transport=transport,
         duckdb_path=Path(values.get("duckdb", DEFAULT_DATA_DIR / "ga_ltv.duckdb")).expanduser(),
         spool_dir=Path(values.get("spool_dir", DEFAULT_DATA_DIR / "spool")).expanduser(),

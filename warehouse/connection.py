@@ -188,6 +188,11 @@ def _check_is_duckdb(path: Path) -> None:
     """Refuse a file that exists but is not a DuckDB database, instead of replacing it."""
     if not path.exists():
         return
+    if path.is_dir():
+        raise WarehouseError(
+            f"{path} is a folder; the warehouse is a file. Give a file path such as "
+            f"{path / 'ga_ltv.duckdb'} (--duckdb or GA_LTV_DUCKDB)."
+        )
     try:
         with path.open("rb") as handle:
             header = handle.read(_MAGIC_OFFSET + len(_DUCKDB_MAGIC))

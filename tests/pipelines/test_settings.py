@@ -94,3 +94,9 @@ def test_page_size_is_ga_s_limit_by_default_and_checked() -> None:
     for bad in ("0", "250001", "many"):
         with pytest.raises(SettingsError, match="page_size must be a whole number from 1"):
             load_settings({"GA_LTV_PAGE_SIZE": bad})
+
+
+def test_emulator_address_needs_a_port() -> None:
+    assert load_settings({"GA_LTV_EMULATOR": "127.0.0.1:50051"}).emulator == "127.0.0.1:50051"
+    with pytest.raises(SettingsError, match="emulator must be host:port"):
+        load_settings({"GA_LTV_EMULATOR": "127.0.0.1"})

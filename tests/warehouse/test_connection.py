@@ -9,6 +9,7 @@ import pytest
 
 from warehouse.connection import (
     CorruptWarehouseError,
+    WarehouseError,
     WarehouseLockTimeout,
     lock_path,
     quote_identifier,
@@ -116,3 +117,10 @@ def test_writer_waits_for_a_program_outside_the_lock_protocol(db: Path) -> None:
     assert waited > 0.5
     with reader(db) as con:
         assert con.execute("select count(*) from t").fetchone() == (2,)
+
+
+def test_a_folder_given_as_the_warehouse_is_named_as_such(tmp_path: Path) -> None:
+    refused = pytest.raises(WarehouseError, match="is a folder; the warehouse is a file")
+    with refused, writer(tmp_path):
+        pass
+    assert tmp_path.is_dir() and [p.name for p in tmp_path.iterdir()] == []
