@@ -22,6 +22,7 @@ from pipelines.errors import BackfillError
 from pipelines.partitions import MONTH_FORMAT, add_months
 from pipelines.resources import PublishingResource
 from pipelines.settings import (
+    DEMO_DATA_DIR,
     EMBEDDED_MONTHS,
     EMBEDDED_PROPERTY_ID,
     PropertySettings,
@@ -110,6 +111,10 @@ def _instance() -> DagsterInstance:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     settings = load_settings()
+    if not settings.embedded:  # properties are configured: keep the demo out of their files
+        settings = Settings(
+            duckdb_path=DEMO_DATA_DIR / "ga_ltv.duckdb", spool_dir=DEMO_DATA_DIR / "spool"
+        )
     settings = Settings(
         duckdb_path=args.duckdb or settings.duckdb_path, spool_dir=settings.spool_dir
     )
@@ -218,7 +223,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="backfill the generated demo property and build LTV")
-    demo.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
+    demo.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/demo/ga_ltv.duckdb)")
     demo.set_defaults(func=cmd_demo)
 
     run = sub.add_parser("run", help="load a range of months and build the LTV tables")

@@ -21,6 +21,8 @@ from connectors.ga4_client import MAX_PAGE_ROWS, normalize_property_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+# The generated demo property lands apart, so it never shows up beside real properties.
+DEMO_DATA_DIR = DEFAULT_DATA_DIR / "demo"
 EMBEDDED_PROPERTY_ID = "100001"
 EMBEDDED_MONTHS = 25
 
@@ -204,13 +206,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if transport not in ("grpc", "rest"):
         raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")
     start = values.get("start_month")
+    demo = not values.get("properties") and not emulator
+    data_dir = DEMO_DATA_DIR if demo else DEFAULT_DATA_DIR
     return Settings(
         properties=tuple(values.get("properties", ())),
         key_file=Path(values["key_file"]).expanduser() if values.get("key_file") else None,
         emulator=emulator,
         transport=transport,
-        duckdb_path=Path(values.get("duckdb", DEFAULT_DATA_DIR / "ga_ltv.duckdb")).expanduser(),
-        spool_dir=Path(values.get("spool_dir", DEFAULT_DATA_DIR / "spool")).expanduser(),
+        duckdb_path=Path(values.get("duckdb", data_dir / "ga_ltv.duckdb")).expanduser(),
+        spool_dir=Path(values.get("spool_dir", data_dir / "spool")).expanduser(),
         start_month=check_month(start, what="start_month") if start else None,
         as_of=_check_as_of(values.get("as_of")),
         refresh_day=_check_int(values.get("refresh_day", 3), "refresh_day", 1, 28),

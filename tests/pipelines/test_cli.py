@@ -8,6 +8,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.cli import main
+from pipelines.settings import DEMO_DATA_DIR
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -85,3 +86,20 @@ def test_emulator_port_taken_is_one_clear_line(
     assert code == 1
     assert f"port {port}" in err and "already in use" in err
     assert "Traceback" not in err
+
+
+def test_demo_keeps_out_of_a_configured_warehouse(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With real properties configured, the demo still lands in its own folder."""
+    import pipelines.runner
+
+    landed: list[Path] = []
+    monkeypatch.setenv("GA_LTV_PROPERTIES", "123456789")
+    monkeypatch.setattr(
+        pipelines.runner, "backfill", lambda settings, **_: landed.append(settings.duckdb_path)
+    )
+    monkeypatch.setattr(cli, "_print_summary", lambda path: None)
+    code, _ = _run(capsys, "demo")
+    assert code == 0
+    assert landed == [DEMO_DATA_DIR / "ga_ltv.duckdb"]

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from connectors.errors import PropertyIdError
-from pipelines.settings import EMBEDDED_PROPERTY_ID, SettingsError, load_settings
+from pipelines.settings import (
+    DEFAULT_DATA_DIR,
+    DEMO_DATA_DIR,
+    EMBEDDED_PROPERTY_ID,
+    SettingsError,
+    load_settings,
+)
 
 
 def test_no_settings_means_embedded_emulator() -> None:
@@ -100,3 +106,12 @@ def test_emulator_address_needs_a_port() -> None:
     assert load_settings({"GA_LTV_EMULATOR": "127.0.0.1:50051"}).emulator == "127.0.0.1:50051"
     with pytest.raises(SettingsError, match="emulator must be host:port"):
         load_settings({"GA_LTV_EMULATOR": "127.0.0.1"})
+
+
+def test_the_demo_lands_apart_from_configured_properties() -> None:
+    demo = load_settings({})
+    assert demo.duckdb_path == DEMO_DATA_DIR / "ga_ltv.duckdb"
+    assert demo.spool_dir == DEMO_DATA_DIR / "spool"
+    real = load_settings({"GA_LTV_PROPERTIES": "123456789"})
+    assert real.duckdb_path == DEFAULT_DATA_DIR / "ga_ltv.duckdb"
+    assert load_settings({"GA_LTV_DUCKDB": "/tmp/x.duckdb"}).duckdb_path == Path("/tmp/x.duckdb")
