@@ -27,7 +27,7 @@ from connectors.ga4_client import Ga4Reports, QuotaStatus, ReportPage, ResponseF
 from connectors.reports import ReportDefinition
 from connectors.windows import DateWindow
 from pipelines.partitions import add_months
-from warehouse.checks import FINAL_AFTER, PartitionFacts, partition_facts_on
+from warehouse.checks import FINAL_AFTER, PartitionFacts, partition_facts
 from warehouse.connection import DiskFullError
 from warehouse.loads import LoadRecord, PartitionLoad, replace_partitions
 
@@ -241,7 +241,7 @@ def land_month(
 
         def read_partitions(con: duckdb.DuckDBPyConnection) -> None:
             read_back.extend(
-                partition_facts_on(
+                partition_facts(
                     con, report=item.report, property_id=reports.property_id, month=window.month
                 )
                 for item in fetched

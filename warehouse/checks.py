@@ -55,21 +55,10 @@ def _exists(db_path: str | os.PathLike[str]) -> bool:
 
 
 def partition_facts(
-    db_path: str | os.PathLike[str],
-    *,
-    report: ReportDefinition,
-    property_id: str,
-    month: date,
-) -> PartitionFacts:
-    """Row count, duplicate dimension keys, placeholder values and metric sums of a partition."""
-    with reader(db_path) as con:
-        return partition_facts_on(con, report=report, property_id=property_id, month=month)
-
-
-def partition_facts_on(
     con: duckdb.DuckDBPyConnection, *, report: ReportDefinition, property_id: str, month: date
 ) -> PartitionFacts:
-    """`partition_facts` on a connection already open, such as the load's own."""
+    """Row count, duplicate dimension keys, placeholder values and metric sums of a partition,
+    read on a connection already open (the load's own, right after its commit)."""
     table = quote_qualified(report.raw_table)
     dims = [quote_identifier(column_name(d)) for d in report.dimensions]
     text_dims = [
