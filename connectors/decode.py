@@ -96,13 +96,9 @@ class WireResponse:
 
 
 def decode_table(pb: Message, report: ReportDefinition) -> pa.Table:
-    """The page's rows as a typed table; `pb` is the protobuf under a `RunReportResponse`."""
-    n_dims, n_mets = len(report.dimensions), len(report.metrics)
-    texts = _scan_wire(pb, n_dims, n_mets)
-    if texts is None:
-        log.info("page of %d rows decoded by walking rows: unexpected wire layout", len(pb.rows))
-        texts = walk_rows(pb, n_dims, n_mets)
-    return typed_table(texts, report, [h.type_ for h in pb.metric_headers])
+    """The page's rows as a typed table; `pb` is the protobuf under a `RunReportResponse`
+    (a response already parsed, as the REST transport gives it)."""
+    return WireResponse(pb.SerializeToString()).decode(report)
 
 
 def typed_table(
@@ -139,15 +135,6 @@ def walk_rows(pb: Message, n_dims: int, n_mets: int) -> list[pa.Array]:
     dims = [[r.dimension_values[i].value for r in rows] for i in range(n_dims)]
     mets = [[r.metric_values[i].value for r in rows] for i in range(n_mets)]
     return [pa.array(values, pa.string()) for values in dims + mets]
-
-
-def _scan_wire(pb: Message, n_dims: int, n_mets: int) -> list[pa.Array] | None:
-    """The value texts found in the serialised page, or None when its layout is unexpected."""
-    data = pb.SerializeToString()
-    split = _split_rows(data)
-    if split is None or len(split[0]) != len(pb.rows):
-        return None
-    return _scan_values(data, split[0], split[1], n_dims, n_mets)
 
 
 def _scan_values(

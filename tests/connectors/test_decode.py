@@ -122,29 +122,43 @@ def reference_table(response: RunReportResponse, report: ReportDefinition) -> pa
     return pa.table(columns)
 
 
-def decoded(response: RunReportResponse, report: ReportDefinition) -> pa.Table:
-    """The page decoded from its protobuf and from its wire bytes, which must agree."""
+def rows_last(response: RunReportResponse) -> bytes:
+    """The same response with every other field before the rows: fields may come in any order
+    on the wire (the emulator writes rows last), and the rows must be found either way."""
     pb = RunReportResponse.pb(response)
-    from_message = decode.decode_table(pb, report)
-    from_bytes = decode.WireResponse(pb.SerializeToString()).decode(report)
-    assert from_bytes.equals(from_message)
+    header = RunReportResponse.pb()()
+    header.CopyFrom(pb)
+    header.ClearField("rows")
+    rows_only = RunReportResponse.pb()()
+    rows_only.rows.extend(pb.rows)
+    return header.SerializeToString() + rows_only.SerializeToString()
+
+
+def decoded(response: RunReportResponse, report: ReportDefinition) -> pa.Table:
+    """The page decoded from its protobuf, and from its bytes laid out rows last: they agree."""
+    from_message = decode.decode_table(RunReportResponse.pb(response), report)
+    assert decode.WireResponse(rows_last(response)).decode(report).equals(from_message)
     return from_message
 
 
 def walked_table(response: RunReportResponse, report: ReportDefinition) -> pa.Table:
     """`decode_table` forced onto its row-walking fallback."""
-    original = decode._scan_wire
-    decode._scan_wire = lambda *args: None
+    original = decode._scan_values
+    decode._scan_values = lambda *args: None
     try:
         return decode.decode_table(RunReportResponse.pb(response), report)
     finally:
-        decode._scan_wire = original
+        decode._scan_values = original
 
 
 def scanned(response: RunReportResponse, report: ReportDefinition) -> bool:
     """Whether the wire scan, not the fallback, reads this page."""
-    pb = RunReportResponse.pb(response)
-    return decode._scan_wire(pb, len(report.dimensions), len(report.metrics)) is not None
+    data = RunReportResponse.pb(response).SerializeToString()
+    split = decode._split_rows(data)
+    assert split is not None
+    starts, ends, _ = split
+    n_dims, n_mets = len(report.dimensions), len(report.metrics)
+    return decode._scan_values(data, starts, ends, n_dims, n_mets) is not None
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -278,7 +292,7 @@ def test_odd_pages_still_match(case: str, caplog: pytest.LogCaptureFixture) -> N
 def _both_decoders(response: RunReportResponse):
     pb = RunReportResponse.pb(response)
     yield lambda report: decode.decode_table(pb, report)
-    yield lambda report: decode.WireResponse(pb.SerializeToString()).decode(report)
+    yield lambda report: decode.WireResponse(rows_last(response)).decode(report)
 
 
 def test_fewer_values_than_asked_fails_like_the_walk() -> None:
@@ -330,14 +344,8 @@ def test_last_row_near_the_end_of_the_page(trailing: int) -> None:
 def test_wire_response_reads_fields_on_either_side_of_the_rows() -> None:
     """Fields may come in any order on the wire: the emulator, for one, puts rows last."""
     response = make_response(random_rows(40, COHORT_ACTIVITY, COHORT_TYPES, seed=11))
-    pb = RunReportResponse.pb(response)
-    pb.row_count = 40
-    rows_only = RunReportResponse.pb()()
-    rows_only.rows.extend(pb.rows)
-    header = RunReportResponse.pb()()
-    header.CopyFrom(pb)
-    header.ClearField("rows")
-    wire = decode.WireResponse(header.SerializeToString() + rows_only.SerializeToString())
+    RunReportResponse.pb(response).row_count = 40
+    wire = decode.WireResponse(rows_last(response))
     assert not wire.header.rows
     assert (wire.header.row_count, wire.header.metadata.currency_code) == (40, "EUR")
     assert wire.decode(COHORT_ACTIVITY).equals(reference_table(response, COHORT_ACTIVITY))
