@@ -3,7 +3,9 @@
 Each refresh writes a folder named for the last loaded month (``YYYY-MM``) and replaces
 ``latest`` with the same files. A folder is always filled under a temporary name and then
 swapped in whole, so someone picking up ``latest`` (a Looker Studio upload, a sync client)
-never finds half a refresh. The files hold customer revenue: 0600 files in 0700 folders.
+never finds half a refresh. A replaced folder is kept aside for a while rather than deleted,
+so a reader already inside it finishes reading a whole version. The files hold customer
+revenue: 0600 files in 0700 folders.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +39,9 @@ logger = logging.getLogger(__name__)
 LATEST = "latest"
 FORMATS = ("csv", "parquet")
 _TMP_PREFIX = ".tmp-"
+_RETIRED_PREFIX = ".retired-"
+# How long a replaced folder stays readable; extracts are small, so a reader takes seconds.
+RETIRED_GRACE_SECONDS = 15 * 60
 _RENAME_EXCHANGE = 2  # linux/fs.h
 
 
@@ -75,6 +81,7 @@ def write_extracts(
     root_path = Path(root)
     root_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _root_lock(root_path):
+        _sweep(root_path, now=time.time())
         staging = _new_private_dir(root_path)
         try:
             # One reader session: every file comes from the same build of the marts.
@@ -142,8 +149,7 @@ def _link_files(source: Path, target: Path) -> None:
 
 
 def _swap_in(staging: Path, target: Path) -> Path:
-    """Put the filled ``staging`` folder at ``target``; the previous one, if any, is left at
-    ``staging`` for the caller to remove.
+    """Put the filled ``staging`` folder at ``target`` and retire the previous one, if any.
 
     On Linux the two are exchanged in one ``renameat2`` call, so ``target`` never goes
     missing; elsewhere the old folder is renamed aside first, leaving a moment without it.
@@ -151,12 +157,26 @@ def _swap_in(staging: Path, target: Path) -> Path:
     if not target.exists():
         staging.rename(target)
         return target
-    if not _exchange(staging, target):
-        aside = target.with_name(f"{_TMP_PREFIX}{uuid.uuid4().hex}")
-        target.rename(aside)
+    retired = target.with_name(f"{_RETIRED_PREFIX}{time.time_ns()}-{uuid.uuid4().hex}")
+    if _exchange(staging, target):
+        staging.rename(retired)
+    else:
+        target.rename(retired)
         staging.rename(target)
-        aside.rename(staging)
     return target
+
+
+def _sweep(root: Path, *, now: float) -> None:
+    """Remove what no reader can still be using: folders retired longer than the grace time,
+    and temporary folders, which only a writer holding the lock (a killed one) leaves."""
+    for path in root.iterdir():
+        if path.name.startswith(_TMP_PREFIX):
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.name.startswith(_RETIRED_PREFIX):
+            stamp = path.name[len(_RETIRED_PREFIX) :].split("-", 1)[0]
+            retired_at = int(stamp) / 1e9 if stamp.isdigit() else 0.0
+            if now - retired_at > RETIRED_GRACE_SECONDS:
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _exchange(first: Path, second: Path) -> bool:

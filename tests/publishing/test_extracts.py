@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import stat
 import threading
 from datetime import date
@@ -148,6 +149,51 @@ def test_latest_never_goes_missing_or_half_written(
         thread.join()
     assert problems == []
     assert seen <= versions
+
+
+def test_a_reader_inside_the_old_latest_keeps_a_whole_version(
+    warehouse_v1: Path, warehouse_v2: Path, tmp_path: Path
+) -> None:
+    """A sync client that opened ``latest`` before a refresh still lists and reads every file
+    of the version it opened, rather than watching them being deleted."""
+    root = tmp_path / "extracts"
+    old_rows = write_extracts(warehouse_v1, root).rows["ltv_monthly"]
+    opened = os.open(root / LATEST, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        new_rows = write_extracts(warehouse_v2, root).rows["ltv_monthly"]
+        assert sorted(os.listdir(opened)) == sorted(
+            f"{t}.{f}" for t in LTV_TABLES for f in extracts.FORMATS
+        )
+        with open(  # relative to the folder the reader holds open
+            "ltv_monthly.csv", encoding="utf-8", newline="", opener=_opener_in(opened)
+        ) as handle:
+            assert sum(1 for _ in csv.reader(handle)) - 1 == old_rows != new_rows
+    finally:
+        os.close(opened)
+    assert _records(root / LATEST / "ltv_monthly.csv") == new_rows
+
+
+def _opener_in(folder_fd: int) -> Any:
+    return lambda name, flags: os.open(name, flags, dir_fd=folder_fd)
+
+
+def test_retired_folders_and_abandoned_staging_are_swept_after_the_grace_time(
+    warehouse_v1: Path, warehouse_v2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "extracts"
+    write_extracts(warehouse_v1, root)
+    write_extracts(warehouse_v2, root)
+    write_extracts(warehouse_v2, root)
+    retired = {p.name for p in root.glob(".retired-*")}
+    assert len(retired) == 3, "latest twice and 2024-04 once"
+    abandoned = root / ".tmp-killed-writer"
+    abandoned.mkdir()
+    (abandoned / "ltv_monthly.csv").write_text("half")
+    monkeypatch.setattr(extracts, "RETIRED_GRACE_SECONDS", 0)
+    write_extracts(warehouse_v1, root)
+    left = {p.name for p in root.iterdir() if p.name.startswith(".")}
+    assert not left & retired and not abandoned.exists()
+    assert left - {".lock"}, "the folders this refresh replaced stay until the next one"
 
 
 def test_empty_marts_write_nothing(tmp_path: Path) -> None:
