@@ -61,6 +61,14 @@ def write_lock() -> int:
 
 
 PATH_OPTIONS = ("--duckdb", "--export")
+PATH_VARIABLES = (
+    "GA_LTV_SETTINGS",
+    "GA_LTV_KEY_FILE",
+    "GA_LTV_DUCKDB",
+    "GA_LTV_SPOOL_DIR",
+    "GA_LTV_EXTRACTS_DIR",
+    "GA_LTV_REPORT_DIR",
+)
 
 
 def _absolute_paths(args: list[str]) -> list[str]:
@@ -75,13 +83,25 @@ def _absolute_paths(args: list[str]) -> list[str]:
     return resolved
 
 
+def _absolute_path_variables(env: dict[str, str]) -> dict[str, str]:
+    """The same for paths in ``GA_LTV_*`` variables; ``off`` and empty values stay as they are."""
+    resolved = dict(env)
+    for name in PATH_VARIABLES:
+        value = env.get(name, "").strip()
+        if value and value.lower() != "off":
+            resolved[name] = str(Path(value).expanduser().absolute())
+    return resolved
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit("dev.py: Python 3.11 or newer is required")
     if argv[:1] == ["lock"]:
         return write_lock()
     ensure_env()
-    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT))}
+    env = _absolute_path_variables(
+        {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT))}
+    )
     command, *rest = argv or ["demo"]
     if command == "test":
         args = [str(BIN / "python"), "-m", "pytest", *rest]

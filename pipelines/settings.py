@@ -41,6 +41,7 @@ _FILE_KEYS = {
     "refresh_hour",
     "page_size",
 }
+_FILE_PATH_KEYS = {"key_file", "duckdb", "spool_dir"}
 _PROPERTY_KEYS = {"id", "label", "currency", "start_month"}
 _KNOWN_VARIABLES = {
     "GA_LTV_SETTINGS",
@@ -174,6 +175,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if settings_file:
         path = Path(settings_file).expanduser()
         values = _from_file(path)
+        for key in _FILE_PATH_KEYS & values.keys():
+            if isinstance(values[key], str) and values[key]:
+                # Read from the file's folder, wherever the command runs from.
+                values[key] = str(path.absolute().parent / Path(values[key]).expanduser())
         if "properties" in values:
             values["properties"] = _file_properties(values["properties"], path)
     unknown = sorted(

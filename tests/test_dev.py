@@ -20,3 +20,23 @@ def test_path_options_become_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path:
         "--start",
         "2024-01",
     ]
+
+
+def test_path_variables_become_absolute_from_where_dev_py_is_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """dev.py runs ga-ltv from the project folder, which would read ``w.duckdb`` there."""
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "GA_LTV_DUCKDB": "w.duckdb",
+        "GA_LTV_SETTINGS": "conf/ga-ltv.toml",
+        "GA_LTV_KEY_FILE": "/keys/sa.json",
+        "GA_LTV_EXTRACTS_DIR": "off",
+        "GA_LTV_REPORT_DIR": "",
+        "GA_LTV_PROPERTIES": "123",
+    }
+    assert dev._absolute_path_variables(env) == {
+        **env,
+        "GA_LTV_DUCKDB": str(tmp_path / "w.duckdb"),
+        "GA_LTV_SETTINGS": str(tmp_path / "conf/ga-ltv.toml"),
+    }

@@ -50,6 +50,26 @@ def test_settings_file(tmp_path: Path) -> None:
     assert settings.key_file == Path("~/sa.json").expanduser()
 
 
+def test_relative_paths_in_the_settings_file_are_read_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "client-a"
+    folder.mkdir()
+    (folder / "ga-ltv.toml").write_text(
+        'key_file = "keys/sa.json"\nduckdb = "warehouse/ga.duckdb"\nspool_dir = "/abs/spool"\n'
+        "[[properties]]\nid = '123'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"GA_LTV_SETTINGS": "client-a/ga-ltv.toml"})
+    assert settings.key_file == folder / "keys/sa.json"
+    assert settings.duckdb_path == folder / "warehouse/ga.duckdb"
+    assert settings.spool_dir == Path("/abs/spool")
+    overridden = load_settings(
+        {"GA_LTV_SETTINGS": "client-a/ga-ltv.toml", "GA_LTV_DUCKDB": "mine.duckdb"}
+    )
+    assert overridden.duckdb_path == Path("mine.duckdb"), "a variable is read from the caller"
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
