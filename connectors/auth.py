@@ -97,7 +97,9 @@ def build_client(
     """Return the official client and the credentials it uses.
 
     `endpoint` set means a local emulator: plain text on loopback only, no credentials, so no
-    secret ever travels unencrypted. Unset means Google, with a key file or ADC.
+    secret ever travels unencrypted. A key file given with it is still checked, so a rehearsal
+    against the emulator finds a bad key before the first run against Google does. Unset means
+    Google, with a key file or ADC.
     """
     if endpoint:
         if not is_loopback(endpoint):
@@ -105,6 +107,8 @@ def build_client(
                 f"Emulator endpoint {endpoint!r} is not a loopback address; unencrypted "
                 "connections are only made to 127.0.0.1, localhost or [::1]."
             )
+        if key_file is not None:
+            load_service_account(key_file)  # checked, never sent
         return _emulator_client(endpoint, transport), None
     if key_file is not None:
         credentials: Credentials = load_service_account(key_file)

@@ -102,3 +102,34 @@ def test_is_loopback(endpoint: str, loopback: bool) -> None:
 def test_emulator_endpoint_must_be_loopback() -> None:
     with pytest.raises(CredentialsError, match="not a loopback address"):
         build_client(endpoint="192.168.1.5:50051")
+
+
+def test_a_bad_key_file_is_refused_even_against_the_emulator(tmp_path: Path) -> None:
+    """Rehearsing on the emulator with the real settings must not hide a key that will fail."""
+    path = _write(tmp_path, "key.json", FAKE_PRIVATE_KEY)
+    with pytest.raises(CredentialsError, match="not JSON") as caught:
+        build_client(endpoint="127.0.0.1:50051", key_file=path)
+    assert "NOTAREALKEY" not in str(caught.value)
+
+
+def test_a_good_key_file_is_checked_but_not_sent_to_the_emulator(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info = {
+        "type": "service_account",
+        "client_email": "loader@example-project.iam.gserviceaccount.com",
+        "private_key": pem,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    path = _write(tmp_path, "sa.json", json.dumps(info))
+    assert load_service_account(path).service_account_email.startswith("loader@")
+    client, credentials = build_client(endpoint="127.0.0.1:50051", key_file=path)
+    assert credentials is None
+    assert client.transport.__class__.__name__ == "BetaAnalyticsDataGrpcTransport"

@@ -12,6 +12,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from dagster import DagsterInstance, serialize_value
 
 from connectors.emulator.generated import generate_property
@@ -28,7 +30,18 @@ MONTHS = ["2023-01", "2023-02"]
 KEY_MARKER = "FAKEKEYMATERIALWombat9931"
 READER_PASSWORD = "Fake-Reader-Pass-Narwhal-4420"
 DSN_PASSWORD = "Fake-Dsn-Pass-Ibex-6062"
-SECRETS = (KEY_MARKER, FAKE_PASSWORD, READER_PASSWORD, DSN_PASSWORD)
+# A real key, made here, for runs where the key file is checked and must parse.
+GENERATED_PEM = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    .decode()
+)
+PEM_LINE = GENERATED_PEM.splitlines()[5]  # 64 characters of key material
+SECRETS = (KEY_MARKER, PEM_LINE, FAKE_PASSWORD, READER_PASSWORD, DSN_PASSWORD)
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +53,17 @@ def emulator() -> Iterator[str]:
         yield server.address
 
 
-def _key_file(folder: Path) -> Path:
-    """A service account key whose private key is recognisable (and not a real key)."""
+def _key_file(folder: Path, *, parseable: bool) -> Path:
+    """A service account key with recognisable material: a generated key that parses, or a
+    marker that does not. Either way its token URI is a closed loopback port."""
+    fake = f"-----BEGIN PRIVATE KEY-----\n{KEY_MARKER}\n-----END PRIVATE KEY-----\n"
     key = {
         "type": "service_account",
         "project_id": "fake-project",
         "private_key_id": KEY_MARKER,
-        "private_key": f"-----BEGIN PRIVATE KEY-----\n{KEY_MARKER}\n-----END PRIVATE KEY-----\n",
+        "private_key": GENERATED_PEM if parseable else fake,
         "client_email": "reader@fake-project.iam.gserviceaccount.com",
-        "token_uri": "http://127.0.0.1:9/token",  # never reached: the key does not parse
+        "token_uri": "http://127.0.0.1:9/token",  # never reached: the emulator takes no token
     }
     path = folder / "key.json"
     path.write_text(json.dumps(key))
@@ -57,9 +72,9 @@ def _key_file(folder: Path) -> Path:
 
 
 def _settings(folder: Path, *, emulator: str | None) -> Settings:
-    return emulator_settings(
-        emulator, folder, [PROPERTY_ID], MONTHS[0], key_file=_key_file(folder.parent)
-    )
+    """Against the emulator the key is checked but not sent; without it, it is refused."""
+    key_file = _key_file(folder.parent, parseable=emulator is not None)
+    return emulator_settings(emulator, folder, [PROPERTY_ID], MONTHS[0], key_file=key_file)
 
 
 def _run(settings: Settings, dagster_home: Path) -> tuple[list[str], BaseException | None]:
