@@ -19,6 +19,7 @@ from connectors.emulator.server import PortInUseError
 from connectors.errors import Ga4Error
 from connectors.ga4_client import normalize_property_id
 from pipelines.errors import BackfillError
+from pipelines.logs import configure_logging
 from pipelines.partitions import MONTH_FORMAT, add_months
 from pipelines.resources import PublishingResource
 from pipelines.settings import (
@@ -272,9 +273,7 @@ def _export_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
+    configure_logging()
     try:
         args = _parser().parse_args(argv)
         args.func(args)

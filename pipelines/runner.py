@@ -23,6 +23,7 @@ from dagster._core.instance.ref import InstanceRef  # not exported at the top le
 from pipelines.assets import RAW_REPORTS
 from pipelines.definitions import LTV_JOB, RAW_JOB, build_definitions
 from pipelines.errors import BackfillError
+from pipelines.logs import configure_logging
 from pipelines.partitions import (
     MONTH_DIMENSION,
     next_partition_tag,
@@ -172,7 +173,7 @@ def _land_partition_in_worker(
     settings: Settings, property_id: str, month: str, instance_ref: InstanceRef | None
 ) -> _Outcome:
     """Entry point of a worker process: its own instance handle, or a throwaway one."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()
     instance = (
         DagsterInstance.from_ref(instance_ref) if instance_ref else DagsterInstance.ephemeral()
     )

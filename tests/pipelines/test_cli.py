@@ -103,3 +103,30 @@ def test_demo_keeps_out_of_a_configured_warehouse(
     code, _ = _run(capsys, "demo")
     assert code == 0
     assert landed == [DEMO_DATA_DIR / "ga_ltv.duckdb"]
+
+
+def test_a_run_s_stderr_holds_its_steps_not_library_housekeeping(tmp_path: Path) -> None:
+    """A first run on a new DAGSTER_HOME migrates Dagster's storage; alembic's INFO lines about
+    that are not the user's business, the pipeline's own steps are."""
+    import subprocess
+    from datetime import date
+
+    from connectors.emulator.generated import generate_property
+    from connectors.emulator.server import EmulatorServer
+    from tests.pipelines.support import cli_env, cli_run_command
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    prop = generate_property(property_id="77", months=1, users=200, end=date(2024, 1, 31))
+    with EmulatorServer([prop]) as server:
+        env = cli_env(server.address, ["77"], tmp_path / "data", "2024-01")
+        done = subprocess.run(
+            cli_run_command("2024-01", "2024-01"),
+            env={**env, "DAGSTER_HOME": str(home), "GA_LTV_EXTRACTS_DIR": "off",
+                 "GA_LTV_REPORT_DIR": "off"},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(home.rglob("*.db")), "the run used the persistent instance"
+    assert "alembic" not in done.stderr
+    assert "property 77 month 2024-01" in done.stderr
