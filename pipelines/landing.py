@@ -261,10 +261,11 @@ def land_month(
         for spool in spools:
             shutil.rmtree(spool, ignore_errors=True)
     results = []
-    for item, rows, facts in zip(fetched, written, read_back, strict=True):
+    for item, replaced, facts in zip(fetched, written, read_back, strict=True):
         log.info(
-            "property %s report %s month %s: wrote %d rows to %s",
-            reports.property_id, item.report.name, month_key, rows, item.report.raw_table,
+            "property %s report %s month %s: wrote %d rows to %s (replacing %d)",
+            reports.property_id, item.report.name, month_key, replaced.inserted,
+            item.report.raw_table, replaced.deleted,
         )  # fmt: skip
         results.append(
             LandingResult(
@@ -273,7 +274,7 @@ def land_month(
                 pages=item.load.pages,
                 rows_per_page=tuple(item.rows_per_page),
                 rows_reported=item.load.rows_reported,
-                rows_landed=rows,
+                rows_landed=replaced.inserted,
                 is_final=item.load.is_final,
                 flags=item.flags,
                 quota=item.quota,

@@ -113,6 +113,14 @@ class PartitionLoad:
     pages: Sequence[pa.Table] = ()
 
 
+@dataclass(frozen=True)
+class ReplacedPartition:
+    """What replacing one partition did: rows removed, rows inserted."""
+
+    deleted: int
+    inserted: int
+
+
 def replace_partition(
     db_path: str | os.PathLike[str],
     *,
@@ -126,10 +134,10 @@ def replace_partition(
     Zero files is an empty month and still a successful load: the partition is emptied and
     recorded as loaded.
     """
-    [inserted] = replace_partitions(
+    [replaced] = replace_partitions(
         db_path, [PartitionLoad(report, load, parquet_files)], lock_timeout=lock_timeout
     )
-    return inserted
+    return replaced.inserted
 
 
 def replace_partitions(
@@ -138,9 +146,9 @@ def replace_partitions(
     *,
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_SECONDS,
     after_commit: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
-) -> list[int]:
+) -> list[ReplacedPartition]:
     """Replace several partitions in one transaction (a month's reports land together or not at
-    all); returns the rows inserted for each.
+    all); returns what was deleted and inserted for each.
 
     `after_commit` runs on the same connection once the loads are committed, so reading the
     partitions back (the asset checks do) does not open the file again.
@@ -167,7 +175,8 @@ def replace_partitions(
             after_commit(con)
     for item, (deleted, inserted) in zip(loads, counts, strict=True):
         load = item.load
-        logger.info(
+        # DEBUG: the caller reports the write in its own log (Dagster's, in a run).
+        logger.debug(
             "replaced %s partition property=%s month=%s: deleted %d rows, inserted %d from "
             "%d pages",
             item.report.name,
@@ -186,7 +195,7 @@ def replace_partitions(
                 inserted,
                 load.rows_reported,
             )
-    return [inserted for _, inserted in counts]
+    return [ReplacedPartition(deleted, inserted) for deleted, inserted in counts]
 
 
 def _replace(con: duckdb.DuckDBPyConnection, item: PartitionLoad) -> tuple[int, int]:

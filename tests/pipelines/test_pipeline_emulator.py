@@ -16,6 +16,7 @@ from connectors.emulator.errors import EmulatorError
 from connectors.emulator.generated import generate_property
 from connectors.emulator.server import EmulatorServer
 from connectors.reports import COHORT_ACTIVITY
+from pipelines.definitions import RAW_JOB
 from pipelines.runner import BackfillError, backfill
 from pipelines.settings import PropertySettings, Settings
 from tests.connectors.support import CountingEmulator
@@ -250,3 +251,28 @@ def test_selecting_one_raw_report_lands_that_report_alone(emulator: str, tmp_pat
 def _load_ids(db_path: Path) -> dict[str, str]:
     with duckdb.connect(str(db_path), read_only=True) as con:
         return dict(con.execute("select report, load_id from raw.ga_loads").fetchall())
+
+
+def test_a_reload_logs_each_write_once_with_what_it_replaced(
+    emulator: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = _settings(emulator, tmp_path)
+    with DagsterInstance.ephemeral() as instance:
+        backfill(settings, months=MONTHS[:1], instance=instance)
+        first_rows = _rows_per_report(settings.duckdb_path)
+        caplog.clear()
+        backfill(settings, months=MONTHS[:1], instance=instance, force=True)
+        reload_run = next(r for r in instance.get_runs() if r.job_name == RAW_JOB)  # newest
+        messages = [e.user_message for e in instance.all_logs(reload_run.run_id)]
+    for report, rows in first_rows.items():
+        wrote = [m for m in messages if f"report {report} month {MONTHS[0]}: wrote" in m]
+        assert wrote == [
+            f"property {PROPERTY_ID} report {report} month {MONTHS[0]}: wrote {rows} rows to "
+            f"raw.ga_{report} (replacing {rows})"
+        ]
+    assert not [r for r in caplog.records if r.name == "warehouse.loads" and r.levelno >= 20]
+
+
+def _rows_per_report(db_path: Path) -> dict[str, int]:
+    with duckdb.connect(str(db_path), read_only=True) as con:
+        return dict(con.execute("select report, rows_landed from raw.ga_loads").fetchall())
