@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dagster import DagsterInstance
 
 from connectors.emulator.export_replay import ExportFileError
-from connectors.emulator.server import PortInUseError
+from connectors.emulator.faults import FaultOptions
+from connectors.emulator.quota import QuotaLimits
+from connectors.emulator.server import EmulatorOptions, PortInUseError
 from connectors.errors import Ga4Error
 from connectors.ga4_client import normalize_property_id
 from pipelines.errors import BackfillError
@@ -200,9 +202,13 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         from connectors.emulator.generated import demo_properties
 
         props = demo_properties(large_users=args.large_users)
-    server = EmulatorServer(props, port=args.port, rest_port=args.rest_port)
+    options = emulator_options(args)
+    server = EmulatorServer(props, port=args.port, rest_port=args.rest_port, options=options)
     address = server.start()
     print(f"GA4 Data API emulator listening on {address}", flush=True)
+    print(f"quota per property: {_describe_quota(options)}", flush=True)
+    if options.faults != FaultOptions():
+        print(f"faults: {_describe_faults(options)}", flush=True)
     if args.rest_port is not None:
         print(f"REST (HTTP/JSON) on http://{server.rest_address}", flush=True)
     for prop in props:
@@ -217,6 +223,125 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         pass
     finally:
         server.stop()
+
+
+def emulator_options(args: argparse.Namespace) -> EmulatorOptions:
+    """The emulator's quota and faults as the command line set them; unset keeps GA's."""
+    quota = QuotaLimits()
+    quota = replace(
+        quota,
+        tokens_per_day=args.tokens_per_day or quota.tokens_per_day,
+        tokens_per_hour=args.tokens_per_hour or quota.tokens_per_hour,
+        concurrent_requests=args.concurrent_requests or quota.concurrent_requests,
+    )
+    faults = FaultOptions(
+        seed=args.fault_seed,
+        unavailable_rate=args.unavailable_rate,
+        deadline_exceeded_rate=args.deadline_exceeded_rate,
+        latency_seconds=args.latency,
+    )
+    defaults = EmulatorOptions()
+    return EmulatorOptions(
+        quota=quota,
+        faults=faults,
+        other_row_limit=args.other_row_limit or defaults.other_row_limit,
+    )
+
+
+def _describe_quota(options: EmulatorOptions) -> str:
+    quota = options.quota
+    return (
+        f"{quota.tokens_per_day:,} tokens a day, {quota.tokens_per_hour:,} an hour, "
+        f"{quota.concurrent_requests} requests at once; (other) row past "
+        f"{options.other_row_limit:,} rows"
+    )
+
+
+def _describe_faults(options: EmulatorOptions) -> str:
+    faults = options.faults
+    return (
+        f"UNAVAILABLE {faults.unavailable_rate:.0%}, DEADLINE_EXCEEDED "
+        f"{faults.deadline_exceeded_rate:.0%}, {faults.latency_seconds:g} s added latency "
+        f"(seed {faults.seed})"
+    )
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, got {value!r}")
+    return rate
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {value!r}")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.0 <= seconds <= 60.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 60 seconds, got {value!r}")
+    return seconds
+
+
+def _emulator_behaviour_options(serve: argparse.ArgumentParser) -> None:
+    """Quota and faults, to rehearse a pipeline against a GA that says no."""
+    limits, defaults = QuotaLimits(), EmulatorOptions()
+    quota = serve.add_argument_group("quota, per property (default: a standard property's)")
+    quota.add_argument(
+        "--tokens-per-day",
+        type=_positive_int,
+        metavar="N",
+        help=f"default {limits.tokens_per_day}",
+    )
+    quota.add_argument(
+        "--tokens-per-hour",
+        type=_positive_int,
+        metavar="N",
+        help=f"default {limits.tokens_per_hour}",
+    )
+    quota.add_argument(
+        "--concurrent-requests",
+        type=_positive_int,
+        metavar="N",
+        help=f"requests in flight, default {limits.concurrent_requests}",
+    )
+    quota.add_argument(
+        "--other-row-limit",
+        type=_positive_int,
+        metavar="N",
+        help=f"rows a report keeps before the rest become '(other)', "
+        f"default {defaults.other_row_limit}",
+    )
+    faults = serve.add_argument_group("faults, per runReport request (default: none)")
+    faults.add_argument(
+        "--unavailable-rate", type=_rate, default=0.0, metavar="RATE", help="0 to 1, e.g. 0.1"
+    )
+    faults.add_argument(
+        "--deadline-exceeded-rate", type=_rate, default=0.0, metavar="RATE", help="0 to 1"
+    )
+    faults.add_argument(
+        "--latency",
+        type=_seconds,
+        default=0.0,
+        metavar="SECONDS",
+        help="added to every answer, up to 60",
+    )
+    faults.add_argument(
+        "--fault-seed", type=int, default=0, metavar="N", help="makes a fault run repeatable"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -252,6 +377,7 @@ def _parser() -> argparse.ArgumentParser:
         help="users of the large demo property 100003 (fewer starts faster)",
     )
     _export_options(serve)
+    _emulator_behaviour_options(serve)
     serve.set_defaults(func=cmd_emulator_serve)
     return parser
 

@@ -130,3 +130,57 @@ def test_a_run_s_stderr_holds_its_steps_not_library_housekeeping(tmp_path: Path)
     assert any(home.rglob("*.db")), "the run used the persistent instance"
     assert "alembic" not in done.stderr
     assert "property 77 month 2024-01" in done.stderr
+
+
+def test_the_emulator_command_takes_quota_and_fault_options(
+    export_sample: Path, tmp_path: Path
+) -> None:
+    """`ga-ltv emulator serve` with a one-token daily quota: the first request is answered, the
+    next is refused as GA refuses it, so a pipeline can be rehearsed against a GA that says no."""
+    import subprocess
+    import sys
+
+    from google.analytics.data_v1beta import RunReportRequest
+    from google.api_core import exceptions
+
+    from connectors.auth import build_client
+
+    command = [
+        sys.executable, "-m", "pipelines.cli", "emulator", "serve", "--port", "0",
+        "--export", str(export_sample), "--property-id", "31", "--tokens-per-day", "1",
+        "--latency", "0.01", "--fault-seed", "4",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        lines = [server.stdout.readline() for _ in range(4)]
+        address = lines[0].rsplit(" ", 1)[1].strip()
+        assert lines[1].startswith("quota per property: 1 tokens a day, 40,000 an hour")
+        assert lines[2].startswith("faults: UNAVAILABLE 0%, DEADLINE_EXCEEDED 0%, 0.01 s")
+        client, _ = build_client(endpoint=address)
+        request = RunReportRequest(
+            property="properties/31",
+            dimensions=[{"name": "date"}],
+            metrics=[{"name": "activeUsers"}],
+            date_ranges=[{"start_date": "2020-11-01", "end_date": "2020-11-30"}],
+        )
+        assert client.run_report(request, retry=None).row_count > 0
+        with pytest.raises(exceptions.ResourceExhausted, match="tokens per day"):
+            client.run_report(request, retry=None)
+    finally:
+        server.send_signal(2)
+        server.communicate(timeout=60)
+    assert server.returncode == 0
+
+
+def test_emulator_fault_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["emulator", "serve", "--unavailable-rate", "1.5"])
+    assert exited.value.code == 2
+    assert "--unavailable-rate: must be a fraction from 0 to 1" in capsys.readouterr().err
+    args = cli._parser().parse_args(
+        ["emulator", "serve", "--unavailable-rate", "0.25", "--concurrent-requests", "3"]
+    )
+    options = cli.emulator_options(args)
+    assert (options.faults.unavailable_rate, options.quota.concurrent_requests) == (0.25, 3)
+    assert options.quota.tokens_per_day == 200_000, "unset keeps a standard property's"
