@@ -2,9 +2,11 @@
 
 Every refresh loads the tables under temporary names and swaps them in within one transaction,
 so a dashboard reading the schema sees the previous version or the new one, never half a copy
-or a mix of both. (A reader inside a REPEATABLE READ transaction that began before the swap
-would see the new tables empty, as with any table rewrite; Looker Studio's single statements
-are unaffected.) A read-only role, if configured, gets ``SELECT`` on exactly these tables.
+or a mix of both. Tables keep their identity across refreshes (their rows are replaced), so
+views and grants that others build on them survive. (When a release changes a table's columns
+it is replaced whole; a reader inside a REPEATABLE READ transaction that began before that
+would see it empty, as with any table rewrite.) A read-only role, if configured, gets
+``SELECT`` on exactly these tables.
 
 The password (in ``GA_LTV_PG_PASSWORD`` or inside ``GA_LTV_PG_DSN``) is kept out of reprs,
 logs and errors: psycopg's messages are scrubbed of it and re-raised without their chain.
@@ -245,29 +247,115 @@ def _load_table(
 def _swap(
     conn: psycopg.Connection, target: PostgresTarget, tables: list[str], *, timeout: float
 ) -> None:
-    """Drop the old tables and rename the loaded ones into place.
+    """Put the loaded tables in place of the published ones.
 
-    The old tables' locks are taken all at once without waiting (NOWAIT, retried): waiting on
-    one while holding another could deadlock with a reader that reads them in another order.
+    A published table whose columns are unchanged is refilled in place (its rows deleted and
+    the loaded ones inserted), so views, grants and comments built on it by others survive, and
+    readers are never blocked. A table whose columns changed (a new release) is dropped and the
+    loaded one renamed into place; a view on it then has to be re-created, and the error says
+    which.
     """
+    schema = target.schema
     existing = [
         table
         for (table,) in conn.execute(
             "select c.relname from pg_class as c join pg_namespace as n on n.oid = c.relnamespace"
             " where n.nspname = %s and c.relname = any(%s)",
-            [target.schema, tables],
+            [schema, tables],
         ).fetchall()
     ]
+    refilled = [
+        table
+        for table in existing
+        if _columns(conn, schema, table) == _columns(conn, schema, table + _LOADING_SUFFIX)
+    ]
+    dropped = [table for table in existing if table not in refilled]
+    if dropped:
+        _lock_for_drop(conn, schema, dropped, timeout=timeout)
+    for table in tables:
+        final = sql.Identifier(schema, table)
+        loading = sql.Identifier(schema, table + _LOADING_SUFFIX)
+        if table in refilled:
+            conn.execute(sql.SQL("delete from {}").format(final))
+            conn.execute(sql.SQL("insert into {} select * from {}").format(final, loading))
+            conn.execute(sql.SQL("drop table {}").format(loading))
+            description = LTV_TABLES.get(table)
+            if description:
+                conn.execute(
+                    sql.SQL("comment on table {} is {}").format(final, sql.Literal(description))
+                )
+            if target.reader_role:
+                conn.execute(
+                    sql.SQL("grant select on {} to {}").format(
+                        final, sql.Identifier(target.reader_role)
+                    )
+                )
+            continue
+        if table in dropped:
+            views = _dependent_views(conn, schema, table)
+            if views:
+                raise PublishError(
+                    f"{schema}.{table} has new columns in this version, so it is replaced "
+                    f"whole, but {', '.join(views)} depend on it. Drop them, publish again, "
+                    "then re-create them; the previous tables are still in place."
+                )
+            conn.execute(sql.SQL("drop table {}").format(final))
+        conn.execute(sql.SQL("alter table {} rename to {}").format(loading, sql.Identifier(table)))
+    logger.info(
+        "swapped in %s: %d refilled in place, %d replaced whole",
+        schema, len(refilled), len(tables) - len(refilled),
+    )  # fmt: skip
+
+
+def _columns(conn: psycopg.Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """A table's (column, type) list in order."""
+    return [
+        (str(name), str(kind))
+        for name, kind in conn.execute(
+            "select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute as a"
+            " join pg_class as c on c.oid = a.attrelid"
+            " join pg_namespace as n on n.oid = c.relnamespace"
+            " where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped"
+            " order by a.attnum",
+            [schema, table],
+        ).fetchall()
+    ]
+
+
+def _dependent_views(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """Views (and materialized views) built on ``schema.table``, qualified."""
+    return [
+        str(name)
+        for (name,) in conn.execute(
+            "select distinct quote_ident(vn.nspname) || '.' || quote_ident(v.relname)"
+            " from pg_depend as d"
+            " join pg_rewrite as r on r.oid = d.objid"
+            " join pg_class as v on v.oid = r.ev_class"
+            " join pg_namespace as vn on vn.oid = v.relnamespace"
+            " join pg_class as t on t.oid = d.refobjid"
+            " join pg_namespace as tn on tn.oid = t.relnamespace"
+            " where tn.nspname = %s and t.relname = %s and v.oid <> t.oid"
+            " order by 1",
+            [schema, table],
+        ).fetchall()
+    ]
+
+
+def _lock_for_drop(
+    conn: psycopg.Connection, schema: str, tables: list[str], *, timeout: float
+) -> None:
+    """Take the tables to be dropped all at once without waiting (NOWAIT, retried): waiting on
+    one while holding another could deadlock with a reader that reads them in another order."""
     deadline = time.monotonic() + timeout
     attempts = 0
-    while existing:
+    while True:
         attempts += 1
         try:
             with conn.transaction():
                 conn.execute(
                     sql.SQL("lock table {} in access exclusive mode nowait").format(
                         sql.SQL(", ").join(
-                            sql.Identifier(target.schema, table) for table in sorted(existing)
+                            sql.Identifier(schema, table) for table in sorted(tables)
                         )
                     )
                 )
@@ -275,23 +363,12 @@ def _swap(
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() >= deadline:
                 raise PublishError(
-                    f"readers kept {target.schema}'s tables busy for {timeout:.0f}s; "
+                    f"readers kept {schema}'s tables busy for {timeout:.0f}s; "
                     "the previous version is still in place"
                 ) from None
             time.sleep(_SWAP_RETRY_SECONDS)
     if attempts > 1:
         logger.info("swap waited for readers: %d attempts", attempts)
-    # TODO(views): a view built on a published table makes this drop fail and the publish roll
-    # back; swapping whole schemas by rename would allow views, at the cost of re-granting.
-    for table in tables:
-        final = sql.Identifier(target.schema, table)
-        if table in existing:
-            conn.execute(sql.SQL("drop table {}").format(final))
-        conn.execute(
-            sql.SQL("alter table {} rename to {}").format(
-                sql.Identifier(target.schema, table + _LOADING_SUFFIX), sql.Identifier(table)
-            )
-        )
 
 
 def _ensure_reader_role(conn: psycopg.Connection, target: PostgresTarget) -> None:

@@ -148,6 +148,70 @@ def test_refresh_swaps_atomically_under_a_reader(
         )
 
 
+def test_views_and_grants_built_on_published_tables_survive_a_refresh(
+    warehouse_v1: Path, warehouse_v2: Path, pg: PgDatabase
+) -> None:
+    """Analysts build views for their dashboards and DBAs grant other roles; a refresh keeps
+    both, and the view shows the new rows."""
+    target = _target(pg)
+    publish_to_postgres(warehouse_v1, target)
+    with pg.connect() as conn:
+        conn.execute(
+            "create view public.channel_ltv as select channel, months_since_acquisition, ltv"
+            " from ga_ltv.ltv_by_channel"
+        )
+        conn.execute(f"create role {pg.reader_role}")
+        conn.execute(f"grant select on ga_ltv.ltv_summary to {pg.reader_role}")
+        before = conn.execute("select count(*) from public.channel_ltv").fetchone()
+    publish_to_postgres(warehouse_v2, target)
+    with pg.connect() as conn:
+        after = conn.execute("select count(*) from public.channel_ltv").fetchone()
+        expected = conn.execute("select count(*) from ga_ltv.ltv_by_channel").fetchone()
+        granted = conn.execute(
+            "select has_table_privilege(%s, 'ga_ltv.ltv_summary', 'select')", [pg.reader_role]
+        ).fetchone()
+        leftovers = conn.execute(
+            "select count(*) from pg_tables where schemaname = 'ga_ltv'"
+            " and tablename like '%%__loading'"
+        ).fetchone()
+    assert after == expected and before != after, "the view reads the refreshed rows"
+    assert granted == (True,)
+    assert leftovers == (0,)
+    assert tuple(int(v) for v in _fingerprint(pg)) == _duckdb_fingerprint(warehouse_v2)
+
+
+def test_a_table_whose_columns_changed_is_replaced_unless_a_view_needs_it(
+    warehouse_v1: Path, warehouse_v2: Path, pg: PgDatabase
+) -> None:
+    """A release that changes a table's columns replaces the table whole. A view on it would be
+    dropped silently with CASCADE; instead the publish stops, names the view, changes nothing."""
+    target = _target(pg)
+    publish_to_postgres(warehouse_v1, target)
+    with pg.connect() as conn:
+        conn.execute("alter table ga_ltv.ltv_summary add column retired_column int")
+        conn.execute("create view public.summary_copy as select * from ga_ltv.ltv_summary")
+    with pytest.raises(PublishError, match=r"public\.summary_copy depend on it"):
+        publish_to_postgres(warehouse_v2, target)
+    assert tuple(int(v) for v in _fingerprint(pg)) == _duckdb_fingerprint(warehouse_v1)
+    with pg.connect() as conn:
+        conn.execute("drop view public.summary_copy")
+    publish_to_postgres(warehouse_v2, target)
+    assert tuple(int(v) for v in _fingerprint(pg)) == _duckdb_fingerprint(warehouse_v2)
+    with pg.connect() as conn:
+        columns = conn.execute(
+            "select count(*) from information_schema.columns"
+            " where table_schema = 'ga_ltv' and column_name = 'retired_column'"
+        ).fetchone()
+    assert columns == (0,)
+
+
+def _fingerprint(pg: PgDatabase) -> tuple[int, ...]:
+    with pg.connect() as conn:
+        row = conn.execute(_FINGERPRINT).fetchone()
+    assert row is not None
+    return tuple(int(v) for v in row)
+
+
 def test_reader_role_can_select_and_nothing_else(
     warehouse_v1: Path, warehouse_v2: Path, pg: PgDatabase
 ) -> None:
