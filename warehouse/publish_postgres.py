@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import secrets
+import stringprep
 import time
 import unicodedata
 import urllib.parse
@@ -411,9 +412,7 @@ def scram_verifier(password: str | None) -> str:
     Sending the verifier instead of the password keeps the plain text out of the server's
     statement log, which records a failed ``alter role ... password`` verbatim.
     """
-    # TODO(saslprep): NFKC covers SASLprep for common passwords, not its prohibited-character
-    # rules; PostgreSQL falls back to the raw bytes there, so such a password would not match.
-    normalized = unicodedata.normalize("NFKC", password or "").encode("utf-8")
+    normalized = _saslprep(password or "")
     salt = secrets.token_bytes(16)
     salted = hashlib.pbkdf2_hmac("sha256", normalized, salt, _SCRAM_ITERATIONS)
     client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
@@ -424,6 +423,44 @@ def scram_verifier(password: str | None) -> str:
         return base64.b64encode(data).decode("ascii")
 
     return f"SCRAM-SHA-256${_SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+_PROHIBITED = (
+    stringprep.in_table_c12,
+    stringprep.in_table_c21_c22,
+    stringprep.in_table_c3,
+    stringprep.in_table_c4,
+    stringprep.in_table_c5,
+    stringprep.in_table_c6,
+    stringprep.in_table_c7,
+    stringprep.in_table_c8,
+    stringprep.in_table_c9,
+    stringprep.in_table_a1,  # unassigned code points
+)
+
+
+def _saslprep(password: str) -> bytes:
+    """The bytes PostgreSQL's SCRAM derives keys from: the SASLprep form (RFC 4013) of the
+    password, or, as PostgreSQL does when SASLprep refuses the password, its raw UTF-8."""
+    raw = password.encode("utf-8")
+    if password.isascii():
+        return raw
+    # Non-ASCII spaces become a space, first: U+200B is in both tables, and a space wins.
+    mapped = "".join(
+        " " if stringprep.in_table_c12(char) else char
+        for char in password
+        if stringprep.in_table_c12(char) or not stringprep.in_table_b1(char)
+    )
+    prepared = unicodedata.normalize("NFKC", mapped)
+    if not prepared or any(check(char) for char in prepared for check in _PROHIBITED):
+        return raw
+    if any(stringprep.in_table_d1(char) for char in prepared) and (
+        any(stringprep.in_table_d2(char) for char in prepared)
+        or not stringprep.in_table_d1(prepared[0])
+        or not stringprep.in_table_d1(prepared[-1])
+    ):
+        return raw  # right-to-left text mixed with left-to-right
+    return prepared.encode("utf-8")
 
 
 @contextmanager

@@ -265,6 +265,34 @@ def test_scram_verifier_is_what_postgres_accepts(pg: PgDatabase) -> None:
         pg.connect(user=pg.reader_role, password=READER_PASSWORD + "x")
 
 
+# Passwords SASLprep (RFC 4013) maps, normalizes or refuses. libpq prepares the password it logs
+# in with the same way, so each login below fails unless the verifier was built from the bytes
+# PostgreSQL expects. Most hold "ﬁ", which NFKC alone would turn into "fi".
+SASLPREP_PASSWORDS = {
+    "ascii-kept-as-is": "plain-Pass-1",
+    "ligature-normalized": "\ufb01le-\u00e9",
+    "combining-accent": "\ufb01e\u0301",
+    "ideographic-space-to-space": "\ufb01\u3000x",
+    "zero-width-space-to-space": "\ufb01\u200bx",
+    "soft-hyphen-to-nothing": "\ufb01\u00adx",
+    "only-mapped-to-nothing": "\u00ad\u00ad",
+    "private-use-refused": "\ufb01\ue000",
+    "c1-control-refused": "\ufb01\u0085",
+    "unassigned-in-unicode-3.2-refused": "\ufb01\U0001f600",
+    "right-to-left-alone": "\u05e9\u05dc\u05d5\u05dd",
+    "right-to-left-mixed-refused": "\u05e9\ufb01",
+    "arabic-with-digits": "\u0627\u0661\u0628",
+}
+
+
+@pytest.mark.parametrize("password", SASLPREP_PASSWORDS.values(), ids=SASLPREP_PASSWORDS.keys())
+def test_scram_verifier_follows_saslprep_as_postgres_does(pg: PgDatabase, password: str) -> None:
+    with pg.connect() as conn:
+        conn.execute(f"create role {pg.reader_role} login password '{scram_verifier(password)}'")
+    with pg.connect(user=pg.reader_role, password=password) as conn:
+        assert conn.execute("select current_user").fetchone() == (pg.reader_role,)
+
+
 def _assert_secret_free(*texts: str) -> None:
     for text in texts:
         for secret in (FAKE_PASSWORD, READER_PASSWORD):
