@@ -206,9 +206,6 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
     server = EmulatorServer(props, port=args.port, rest_port=args.rest_port, options=options)
     address = server.start()
     print(f"GA4 Data API emulator listening on {address}", flush=True)
-    print(f"quota per property: {_describe_quota(options)}", flush=True)
-    if options.faults != FaultOptions():
-        print(f"faults: {_describe_faults(options)}", flush=True)
     if args.rest_port is not None:
         print(f"REST (HTTP/JSON) on http://{server.rest_address}", flush=True)
     for prop in props:
@@ -217,6 +214,9 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
             f"{prop.time_zone}, {prop.currency_code})",
             flush=True,
         )
+    print(f"quota per property: {_describe_quota(options)}", flush=True)
+    if options.faults != FaultOptions():
+        print(f"faults: {_describe_faults(options)}", flush=True)
     try:
         server.wait()
     except KeyboardInterrupt:

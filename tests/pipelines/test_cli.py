@@ -155,8 +155,9 @@ def test_the_emulator_command_takes_quota_and_fault_options(
         assert server.stdout is not None
         lines = [server.stdout.readline() for _ in range(4)]
         address = lines[0].rsplit(" ", 1)[1].strip()
-        assert lines[1].startswith("quota per property: 1 tokens a day, 40,000 an hour")
-        assert lines[2].startswith("faults: UNAVAILABLE 0%, DEADLINE_EXCEEDED 0%, 0.01 s")
+        assert lines[1].startswith("serving properties/31 ")
+        assert lines[2].startswith("quota per property: 1 tokens a day, 40,000 an hour")
+        assert lines[3].startswith("faults: UNAVAILABLE 0%, DEADLINE_EXCEEDED 0%, 0.01 s")
         client, _ = build_client(endpoint=address)
         request = RunReportRequest(
             property="properties/31",
