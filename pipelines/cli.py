@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import DagsterInstance
@@ -39,6 +41,7 @@ from warehouse.connection import WarehouseError
 from warehouse.summary import channel_summary
 
 log = logging.getLogger("ga_ltv")
+Number = TypeVar("Number", int, float)
 
 DEFAULT_EXPORT_PROPERTY_ID = "200001"
 
@@ -266,34 +269,26 @@ def _describe_faults(options: EmulatorOptions) -> str:
     )
 
 
-def _rate(value: str) -> float:
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = -1.0
-    if not 0.0 <= rate <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a fraction from 0 to 1, got {value!r}")
-    return rate
+def _bounded(
+    convert: Callable[[str], Number], low: float, high: float, what: str
+) -> Callable[[str], Number]:
+    """An argparse type: a number from ``low`` to ``high``, refused with ``what`` it must be."""
+
+    def parse(value: str) -> Number:
+        try:
+            number = convert(value)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value!r}")
+        return number
+
+    return parse
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {value!r}")
-    return number
-
-
-def _seconds(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0.0 <= seconds <= 60.0:
-        raise argparse.ArgumentTypeError(f"must be from 0 to 60 seconds, got {value!r}")
-    return seconds
+_rate = _bounded(float, 0.0, 1.0, "a fraction from 0 to 1")
+_positive_int = _bounded(int, 1, math.inf, "a whole number of 1 or more")
+_seconds = _bounded(float, 0.0, 60.0, "from 0 to 60 seconds")
 
 
 def _emulator_behaviour_options(serve: argparse.ArgumentParser) -> None:

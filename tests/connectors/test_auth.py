@@ -44,6 +44,16 @@ def _write(tmp_path: Path, name: str, content: str) -> Path:
     return path
 
 
+def _service_account_key(tmp_path: Path, private_key: str) -> Path:
+    info = {
+        "type": "service_account",
+        "client_email": "loader@example-project.iam.gserviceaccount.com",
+        "private_key": private_key,
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    return _write(tmp_path, "sa.json", json.dumps(info))
+
+
 def test_missing_key_file(tmp_path: Path) -> None:
     with pytest.raises(CredentialsError, match="does not exist"):
         load_service_account(tmp_path / "nope.json")
@@ -71,13 +81,7 @@ def test_user_credentials_where_service_account_expected(tmp_path: Path) -> None
 
 
 def test_unparseable_private_key_is_not_echoed(tmp_path: Path) -> None:
-    info = {
-        "type": "service_account",
-        "client_email": "loader@example-project.iam.gserviceaccount.com",
-        "private_key": FAKE_PRIVATE_KEY,
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-    path = _write(tmp_path, "sa.json", json.dumps(info))
+    path = _service_account_key(tmp_path, FAKE_PRIVATE_KEY)
     with pytest.raises(CredentialsError, match="cannot be parsed") as caught:
         load_service_account(path)
     assert "NOTAREALKEY" not in str(caught.value)
@@ -122,13 +126,7 @@ def test_a_good_key_file_is_checked_but_not_sent_to_the_emulator(tmp_path: Path)
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    info = {
-        "type": "service_account",
-        "client_email": "loader@example-project.iam.gserviceaccount.com",
-        "private_key": pem,
-        "token_uri": "https://oauth2.googleapis.com/token",
-    }
-    path = _write(tmp_path, "sa.json", json.dumps(info))
+    path = _service_account_key(tmp_path, pem)
     assert load_service_account(path).service_account_email.startswith("loader@")
     client, credentials = build_client(endpoint="127.0.0.1:50051", key_file=path)
     assert credentials is None
