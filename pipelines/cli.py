@@ -25,11 +25,12 @@ from connectors.ga4_client import normalize_property_id
 from pipelines.errors import BackfillError
 from pipelines.logs import configure_logging
 from pipelines.partitions import MONTH_FORMAT, add_months
-from pipelines.resources import PublishingResource
+from pipelines.resources import publishing_for
 from pipelines.settings import (
     DEMO_DATA_DIR,
     EMBEDDED_MONTHS,
     EMBEDDED_PROPERTY_ID,
+    EXPORT_DATA_DIR,
     PropertySettings,
     Settings,
     SettingsError,
@@ -65,8 +66,9 @@ def _months(start: str, end: str) -> list[str]:
     return months
 
 
-def _print_summary(db_path: Path) -> None:
+def _print_summary(settings: Settings) -> None:
     """Per property, in its own currency: LTV of the channels, weighted over old-enough cohorts."""
+    db_path = settings.duckdb_path
     ages = ("ltv_1m", "ltv_3m", "ltv_12m")
     for prop in channel_summary(db_path):
         print(f"\nproperty {prop.property_id} ({prop.currency_code})")
@@ -81,7 +83,7 @@ def _print_summary(db_path: Path) -> None:
         "reached N months."
     )
     print(f"DuckDB file: {db_path.resolve()}")
-    report_folder = PublishingResource().report_path(db_path)
+    report_folder = publishing_for(settings).report_path(db_path)
     last_month = max((state.month for state in load_states(db_path)), default=None)
     if report_folder and last_month:
         report = report_folder / last_month / "ltv_report.html"
@@ -116,14 +118,9 @@ def _instance() -> DagsterInstance:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    settings = load_settings()
-    if not settings.embedded:  # properties are configured: keep the demo out of their files
-        settings = Settings(
-            duckdb_path=DEMO_DATA_DIR / "ga_ltv.duckdb", spool_dir=DEMO_DATA_DIR / "spool"
-        )
-    settings = Settings(
-        duckdb_path=args.duckdb or settings.duckdb_path, spool_dir=settings.spool_dir
-    )
+    load_settings()  # refuses bad settings, as every command does
+    # Apart from configured properties' files and targets, whatever is configured.
+    settings = Settings(duckdb_path=args.duckdb or DEMO_DATA_DIR / "ga_ltv.duckdb", sandbox=True)
     this_month = date.today().replace(day=1)
     months = [
         add_months(this_month, -n).strftime(MONTH_FORMAT) for n in range(EMBEDDED_MONTHS - 1, 0, -1)
@@ -138,7 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     with _instance() as instance:
         backfill(settings, months=months, instance=instance)
-    _print_summary(settings.duckdb_path)
+    _print_summary(settings)
 
 
 def _backfill_and_summarise(
@@ -150,21 +147,21 @@ def _backfill_and_summarise(
         backfill(
             settings, months=months, instance=instance, parallel=args.parallel, force=args.force
         )
-    _print_summary(settings.duckdb_path)
+    _print_summary(settings)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     months = _months(args.start, args.end)
     settings = load_settings()
-    if args.duckdb:
-        settings = replace(settings, duckdb_path=args.duckdb)
     if not args.export:
         if settings.embedded:
             raise SettingsError(
                 "No GA4 property is configured: set GA_LTV_PROPERTIES (or [[properties]] in "
-                "the GA_LTV_SETTINGS file), or GA_LTV_EMULATOR for an emulator. `ga-ltv demo` "
-                "runs on the generated demo property; `--export FILE` on a GA4 export."
+                "the GA_LTV_SETTINGS file), with GA_LTV_EMULATOR too for an emulator. `ga-ltv "
+                "demo` runs on the generated demo property; `--export FILE` on a GA4 export."
             )
+        if args.duckdb:
+            settings = replace(settings, duckdb_path=args.duckdb)
         start = min(months[0], settings.start_month or months[0])
         _backfill_and_summarise(replace(settings, start_month=start), months, args)
         return
@@ -178,11 +175,15 @@ def cmd_run(args: argparse.Namespace) -> None:
         currency_code=args.currency,
     )
     with EmulatorServer([prop]) as server:
+        # A replay lands apart, like the demo, unless --duckdb says where.
         settings = replace(
             settings,
             properties=(PropertySettings(property_id=prop.property_id, label="GA4 export"),),
             emulator=server.address,
             start_month=months[0],
+            duckdb_path=args.duckdb or EXPORT_DATA_DIR / "ga_ltv.duckdb",
+            spool_dir=None,
+            sandbox=True,
         )
         _backfill_and_summarise(settings, months, args)
 

@@ -38,6 +38,8 @@ def publish_postgres(
 ) -> MaterializeResult:
     from warehouse.publish_postgres import publish_to_postgres
 
+    if not publishing.postgres_enabled:
+        return _skipped(context, "a demo or export replay is never published to PostgreSQL")
     target = publishing.postgres()
     if target is None:
         return _skipped(context, "PostgreSQL not configured (GA_LTV_PG_DSN / GA_LTV_PG_HOST)")

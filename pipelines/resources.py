@@ -141,6 +141,8 @@ class PublishingResource(ConfigurableResource):
 
     extracts_dir: str | None = None
     report_dir: str | None = None
+    # Off for a demo or an export replay: a configured schema holds real figures.
+    postgres_enabled: bool = True
 
     def extracts_path(self, duckdb_path: Path) -> Path | None:
         return _folder(self.extracts_dir, "GA_LTV_EXTRACTS_DIR", duckdb_path.parent / "extracts")
@@ -149,6 +151,8 @@ class PublishingResource(ConfigurableResource):
         return _folder(self.report_dir, "GA_LTV_REPORT_DIR", duckdb_path.parent / "reports")
 
     def postgres(self) -> PostgresTarget | None:
+        if not self.postgres_enabled:
+            return None
         from warehouse.publish_postgres import PostgresTarget  # the driver only when publishing
 
         return PostgresTarget.from_env()
@@ -173,7 +177,14 @@ def resources_from(settings: Settings) -> dict[str, ConfigurableResource]:
             as_of=settings.as_of,
         ),
         "warehouse": WarehouseResource(
-            duckdb_path=str(settings.duckdb_path), spool_dir=str(settings.spool_dir)
+            duckdb_path=str(settings.duckdb_path), spool_dir=str(settings.spool)
         ),
-        "publishing": PublishingResource(),
+        "publishing": publishing_for(settings),
     }
+
+
+def publishing_for(settings: Settings) -> PublishingResource:
+    """A sandboxed run publishes beside its own DuckDB file only; "" means that default."""
+    if settings.sandboxed:
+        return PublishingResource(extracts_dir="", report_dir="", postgres_enabled=False)
+    return PublishingResource()

@@ -21,8 +21,10 @@ from connectors.ga4_client import MAX_PAGE_ROWS, normalize_property_id
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
-# The generated demo property lands apart, so it never shows up beside real properties.
+# The generated demo property and export replays land apart, so they never show up beside
+# real properties.
 DEMO_DATA_DIR = DEFAULT_DATA_DIR / "demo"
+EXPORT_DATA_DIR = DEFAULT_DATA_DIR / "export"
 EMBEDDED_PROPERTY_ID = "100001"
 EMBEDDED_MONTHS = 25
 
@@ -78,7 +80,7 @@ class Settings:
     emulator: str | None = None  # host:port of a GA4 emulator on loopback
     transport: str = "grpc"
     duckdb_path: Path = DEFAULT_DATA_DIR / "ga_ltv.duckdb"
-    spool_dir: Path = DEFAULT_DATA_DIR / "spool"
+    spool_dir: Path | None = None  # None: spool/ beside the DuckDB file
     start_month: str | None = None
     as_of: str | None = None  # ISO timestamp standing in for "now" (replays, tests)
     # When the monthly refresh loads the month just ended, in each property's time zone.
@@ -87,11 +89,23 @@ class Settings:
     refresh_hour: int = 6
     # Rows per runReport page: GA's most by default; fewer holds less in memory per page.
     page_size: int = MAX_PAGE_ROWS
+    # A demo or an export replay: it publishes only beside its own DuckDB file, never to the
+    # configured PostgreSQL, extracts or report folders, where it would replace real figures.
+    sandbox: bool = False
 
     @property
     def embedded(self) -> bool:
         """No property and no emulator configured: serve a generated property in-process."""
         return not self.properties and not self.emulator
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.sandbox or self.embedded
+
+    @property
+    def spool(self) -> Path:
+        """Where report pages wait before loading."""
+        return self.spool_dir or self.duckdb_path.parent / "spool"
 
     @property
     def property_ids(self) -> tuple[str, ...]:
@@ -210,16 +224,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     transport = values.get("transport", "grpc")
     if transport not in ("grpc", "rest"):
         raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")
+    if emulator and not values.get("properties"):
+        raise SettingsError(
+            f"An emulator is set ({emulator}) but no property: set GA_LTV_PROPERTIES to the "
+            "ids it serves (`ga-ltv emulator serve` prints them; its demo stores are 100001, "
+            "100002 and 100003)."
+        )
     start = values.get("start_month")
-    demo = not values.get("properties") and not emulator
-    data_dir = DEMO_DATA_DIR if demo else DEFAULT_DATA_DIR
+    data_dir = DEFAULT_DATA_DIR if values.get("properties") else DEMO_DATA_DIR
     return Settings(
         properties=tuple(values.get("properties", ())),
         key_file=Path(values["key_file"]).expanduser() if values.get("key_file") else None,
         emulator=emulator,
         transport=transport,
         duckdb_path=Path(values.get("duckdb", data_dir / "ga_ltv.duckdb")).expanduser(),
-        spool_dir=Path(values.get("spool_dir", data_dir / "spool")).expanduser(),
+        spool_dir=Path(values["spool_dir"]).expanduser() if values.get("spool_dir") else None,
         start_month=check_month(start, what="start_month") if start else None,
         as_of=_check_as_of(values.get("as_of")),
         refresh_day=_check_int(values.get("refresh_day", 3), "refresh_day", 1, 28),

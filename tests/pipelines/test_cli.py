@@ -8,7 +8,7 @@ import pytest
 
 from pipelines import cli
 from pipelines.cli import main
-from pipelines.settings import DEMO_DATA_DIR
+from pipelines.settings import DEMO_DATA_DIR, EXPORT_DATA_DIR, Settings
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -99,10 +99,43 @@ def test_demo_keeps_out_of_a_configured_warehouse(
     monkeypatch.setattr(
         pipelines.runner, "backfill", lambda settings, **_: landed.append(settings.duckdb_path)
     )
-    monkeypatch.setattr(cli, "_print_summary", lambda path: None)
+    monkeypatch.setattr(cli, "_print_summary", lambda settings: None)
     code, _ = _run(capsys, "demo")
     assert code == 0
     assert landed == [DEMO_DATA_DIR / "ga_ltv.duckdb"]
+
+
+def test_demo_and_export_runs_never_publish_to_configured_targets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, export_sample: Path
+) -> None:
+    """A demo or an export replay with real targets configured: its figures go beside its own
+    DuckDB file only, never into the dashboards' PostgreSQL schema or extracts folder."""
+    import pipelines.runner
+    from pipelines.resources import publishing_for
+
+    landed: list[Settings] = []
+    monkeypatch.setenv("GA_LTV_PROPERTIES", "123456789")
+    monkeypatch.setenv("GA_LTV_DUCKDB", "/srv/ga/real.duckdb")
+    monkeypatch.setenv("GA_LTV_PG_DSN", "postgresql://publisher@127.0.0.1:9/dashboards")
+    monkeypatch.setenv("GA_LTV_EXTRACTS_DIR", "/srv/looker/extracts")
+    monkeypatch.setattr(pipelines.runner, "backfill", lambda settings, **_: landed.append(settings))
+    monkeypatch.setattr(cli, "_print_summary", lambda settings: None)
+    assert _run(capsys, "demo")[0] == 0
+    assert _run(capsys, "run", "--start", "2020-11", "--end", "2020-12",
+                "--export", str(export_sample))[0] == 0  # fmt: skip
+    demo, export = landed
+    assert demo.duckdb_path == DEMO_DATA_DIR / "ga_ltv.duckdb"
+    assert export.duckdb_path == EXPORT_DATA_DIR / "ga_ltv.duckdb"
+    assert export.spool == EXPORT_DATA_DIR / "spool"
+    for settings in landed:
+        publishing = publishing_for(settings)
+        assert publishing.postgres() is None
+        folder = settings.duckdb_path.parent
+        assert publishing.extracts_path(settings.duckdb_path) == folder / "extracts"
+        assert publishing.report_path(settings.duckdb_path) == folder / "reports"
+    real = publishing_for(cli.load_settings())
+    assert real.extracts_path(Path("/srv/ga/real.duckdb")) == Path("/srv/looker/extracts")
+    assert real.postgres() is not None
 
 
 def test_a_run_s_stderr_holds_its_steps_not_library_housekeeping(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_backfill_then_rerun_is_unchanged(emulator: str, tmp_path: Path) -> None
         ).fetchall()
     assert loads == [("acquisition", 3, True), ("cohort_activity", 3, True)]
     # No spool files are left behind once a partition has landed.
-    assert not any(p.is_file() for p in settings.spool_dir.rglob("*"))
+    assert not any(p.is_file() for p in settings.spool.rglob("*"))
 
 
 def test_future_month_is_refused(emulator: str, tmp_path: Path) -> None:
@@ -135,8 +135,8 @@ def test_spools_abandoned_by_dead_runs_are_removed(emulator: str, tmp_path: Path
     import time
 
     settings = _settings(emulator, tmp_path)
-    partition = settings.spool_dir / PROPERTY_ID / "acquisition" / MONTHS[0]
-    other = settings.spool_dir / PROPERTY_ID / "cohort_activity" / "2023-07" / "dead-run"
+    partition = settings.spool / PROPERTY_ID / "acquisition" / MONTHS[0]
+    other = settings.spool / PROPERTY_ID / "cohort_activity" / "2023-07" / "dead-run"
     old, recent = partition / "dead-run", partition / "live-run"
     for folder in (old, recent, other):
         folder.mkdir(parents=True)

@@ -63,7 +63,7 @@ def test_relative_paths_in_the_settings_file_are_read_from_its_folder(
     settings = load_settings({"GA_LTV_SETTINGS": "client-a/ga-ltv.toml"})
     assert settings.key_file == folder / "keys/sa.json"
     assert settings.duckdb_path == folder / "warehouse/ga.duckdb"
-    assert settings.spool_dir == Path("/abs/spool")
+    assert settings.spool == Path("/abs/spool")
     overridden = load_settings(
         {"GA_LTV_SETTINGS": "client-a/ga-ltv.toml", "GA_LTV_DUCKDB": "mine.duckdb"}
     )
@@ -123,15 +123,28 @@ def test_page_size_is_ga_s_limit_by_default_and_checked() -> None:
 
 
 def test_emulator_address_needs_a_port() -> None:
-    assert load_settings({"GA_LTV_EMULATOR": "127.0.0.1:50051"}).emulator == "127.0.0.1:50051"
+    prop = {"GA_LTV_PROPERTIES": "100001"}
+    settings = load_settings({"GA_LTV_EMULATOR": "127.0.0.1:50051", **prop})
+    assert settings.emulator == "127.0.0.1:50051"
     with pytest.raises(SettingsError, match="emulator must be host:port"):
-        load_settings({"GA_LTV_EMULATOR": "127.0.0.1"})
+        load_settings({"GA_LTV_EMULATOR": "127.0.0.1", **prop})
+
+
+def test_an_emulator_without_a_property_is_refused_rather_than_loading_nothing() -> None:
+    with pytest.raises(SettingsError, match="no property: set GA_LTV_PROPERTIES"):
+        load_settings({"GA_LTV_EMULATOR": "127.0.0.1:50051"})
+
+
+def test_the_spool_sits_beside_the_duckdb_file_unless_set() -> None:
+    moved = load_settings({"GA_LTV_PROPERTIES": "1", "GA_LTV_DUCKDB": "/srv/ga/w.duckdb"})
+    assert moved.spool == Path("/srv/ga/spool")
+    assert load_settings({"GA_LTV_SPOOL_DIR": "/fast/spool"}).spool == Path("/fast/spool")
 
 
 def test_the_demo_lands_apart_from_configured_properties() -> None:
     demo = load_settings({})
     assert demo.duckdb_path == DEMO_DATA_DIR / "ga_ltv.duckdb"
-    assert demo.spool_dir == DEMO_DATA_DIR / "spool"
+    assert demo.spool == DEMO_DATA_DIR / "spool"
     real = load_settings({"GA_LTV_PROPERTIES": "123456789"})
     assert real.duckdb_path == DEFAULT_DATA_DIR / "ga_ltv.duckdb"
     assert load_settings({"GA_LTV_DUCKDB": "/tmp/x.duckdb"}).duckdb_path == Path("/tmp/x.duckdb")

@@ -60,4 +60,4 @@ def test_everything_written_is_owner_only(tmp_path: Path, umask_022: None) -> No
     assert {"ga_ltv.duckdb", "ga_ltv.duckdb.lock", "extracts", "reports"} <= written
     assert list((data / "extracts").rglob("*.csv")) and list((data / "reports").rglob("*.html"))
     assert private_modes(data) == {}
-    assert private_modes(settings.spool_dir) == {}
+    assert private_modes(settings.spool) == {}
