@@ -93,11 +93,29 @@ def _absolute_path_variables(env: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
+def _run(args: list[str], env: dict[str, str]) -> int:
+    """Run the command and return its exit code. Ctrl-C reaches the command too (same process
+    group), which stops in its own way and says so; dev.py only waits for it, so no traceback
+    of dev.py's own lands on top. A second Ctrl-C stops a command that did not stop."""
+    process = subprocess.Popen(args, cwd=ROOT, env=env)
+    interrupts = 0
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts > 1:
+                process.terminate()
+
+
 def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may be run by an older python3
         sys.exit("dev.py: Python 3.11 or newer is required")
     if argv[:1] == ["lock"]:
         return write_lock()
+    if argv[:1] in (["-h"], ["--help"], ["help"]):
+        print(__doc__)
+        argv = ["--help"]
     ensure_env()
     env = _absolute_path_variables(
         {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(ROOT))}
@@ -109,7 +127,7 @@ def main(argv: list[str]) -> int:
         args = [str(BIN / "dagster"), "dev", "--host", "127.0.0.1", *rest]
     else:
         args = [str(BIN / "ga-ltv"), command, *_absolute_paths(rest)]
-    return subprocess.run(args, cwd=ROOT, env=env, check=False).returncode
+    return _run(args, env)
 
 
 if __name__ == "__main__":

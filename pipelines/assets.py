@@ -26,6 +26,7 @@ from warehouse.models import LTV_TABLES, build_ltv_tables
 
 RAW_REPORTS = (ACQUISITION, COHORT_ACTIVITY)
 LTV_MONTHLY_KEY = AssetKey(["marts", "ltv_monthly"])
+LTV_STEP = "ltv_tables"  # the step that rebuilds every mart
 
 
 def raw_asset_key(report: ReportDefinition) -> AssetKey:
@@ -276,7 +277,7 @@ def ltv_assets(raw_keys: list[AssetKey]) -> AssetsDefinition:
             )
             for table, description in LTV_TABLES.items()
         ],
-        name="ltv_tables",
+        name=LTV_STEP,
     )
     def _ltv(context: AssetExecutionContext, warehouse: WarehouseResource):
         counts = build_ltv_tables(warehouse.path)

@@ -131,22 +131,23 @@ def cmd_demo(args: argparse.Namespace) -> None:
         months[0],
         months[-1],
     )
-    from pipelines.runner import backfill  # loads the Dagster definitions
 
-    with _instance() as instance:
-        backfill(settings, months=months, instance=instance)
-    _print_summary(settings)
+    _backfill_and_summarise(settings, months)
 
 
 def _backfill_and_summarise(
-    settings: Settings, months: list[str], args: argparse.Namespace
+    settings: Settings, months: list[str], *, parallel: int = 1, force: bool = False
 ) -> None:
+    """Backfill, then show the LTV tables; also when only publishing them failed."""
     from pipelines.runner import backfill  # loads the Dagster definitions
 
-    with _instance() as instance:
-        backfill(
-            settings, months=months, instance=instance, parallel=args.parallel, force=args.force
-        )
+    try:
+        with _instance() as instance:
+            backfill(settings, months=months, instance=instance, parallel=parallel, force=force)
+    except BackfillError as exc:
+        if exc.ltv_built:
+            _print_summary(settings)
+        raise
     _print_summary(settings)
 
 
@@ -163,7 +164,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         if args.duckdb:
             settings = replace(settings, duckdb_path=args.duckdb)
         start = min(months[0], settings.start_month or months[0])
-        _backfill_and_summarise(replace(settings, start_month=start), months, args)
+        _backfill_and_summarise(
+            replace(settings, start_month=start), months, parallel=args.parallel, force=args.force
+        )
         return
     from connectors.emulator.export_replay import load_export
     from connectors.emulator.server import EmulatorServer
@@ -185,7 +188,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             spool_dir=None,
             sandbox=True,
         )
-        _backfill_and_summarise(settings, months, args)
+        _backfill_and_summarise(settings, months, parallel=args.parallel, force=args.force)
 
 
 def cmd_emulator_serve(args: argparse.Namespace) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from dagster import DagsterInstance, DagsterRunStatus, ExecuteInProcessResult, RunsFilter
 from dagster._core.instance.ref import InstanceRef  # not exported at the top level
 
-from pipelines.assets import RAW_REPORTS
+from pipelines.assets import LTV_STEP, RAW_REPORTS
 from pipelines.definitions import LTV_JOB, RAW_JOB, build_definitions
 from pipelines.errors import BackfillError
 from pipelines.logs import configure_logging
@@ -95,6 +95,8 @@ class BackfillReport:
     before_start: list[tuple[str, str]] = field(default_factory=list)
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
     failed_checks: list[str] = field(default_factory=list)
+    ltv_built: bool = False  # the LTV tables were rebuilt from what landed
+    ltv_error: str | None = None  # building or publishing them failed
 
 
 @dataclass(frozen=True)
@@ -266,26 +268,42 @@ def backfill(
         )
         if _interrupted(result):
             raise KeyboardInterrupt
+        built = {event.step_key for event in result.get_step_success_events()}
+        report.ltv_built = LTV_STEP in built
         if not result.success:
-            report.failed[("*", "ltv")] = _failure_message(result)
+            report.ltv_error = _failure_message(result)
         report.failed_checks.extend(_failed_checks(result, "LTV"))
     for failed_check in report.failed_checks:
         log.warning("check failed: %s", failed_check)
-    if report.failed:
-        lines = [f"property {p} month {m}: {error}" for (p, m), error in report.failed.items()]
-        attempted = set(report.landed) | set(report.failed)
-        not_attempted = [key for key in todo if key not in attempted]
-        if not_attempted:
-            lines.append(
-                "not attempted after their property failed: "
-                + ", ".join(f"{p} {m}" for p, m in not_attempted)
-            )
-        raise BackfillError(
-            f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed. "
-            "Partitions that landed are kept; once the cause below is dealt with, the same "
-            "command resumes where this one stopped.\n" + "\n".join(lines)
-        )
+    if report.failed or report.ltv_error:
+        raise BackfillError(_failure_summary(report, todo), ltv_built=report.ltv_built)
     return report
+
+
+def _failure_summary(report: BackfillReport, todo: list[tuple[str, str]]) -> str:
+    """What failed, what was kept, and that the same command resumes."""
+    lines = [f"property {p} month {m}: {error}" for (p, m), error in report.failed.items()]
+    attempted = set(report.landed) | set(report.failed)
+    not_attempted = [key for key in todo if key not in attempted]
+    if not_attempted:
+        lines.append(
+            "not attempted after their property failed: "
+            + ", ".join(f"{p} {m}" for p, m in not_attempted)
+        )
+    if report.ltv_error:
+        what = "publishing the LTV tables" if report.ltv_built else "building the LTV tables"
+        lines.append(f"{what} failed: {report.ltv_error}")
+    head = (
+        f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed."
+        if report.failed
+        else f"All {len(report.landed)} partition(s) landed, but "
+        + ("publishing" if report.ltv_built else "building the LTV tables")
+        + " failed."
+    )
+    return (
+        f"{head} What landed is kept; once the cause below is dealt with, the same command "
+        "resumes where this one stopped.\n" + "\n".join(lines)
+    )
 
 
 def _run_partitions(

@@ -218,3 +218,21 @@ def test_emulator_fault_options_are_checked(capsys: pytest.CaptureFixture[str]) 
     options = cli.emulator_options(args)
     assert (options.faults.unavailable_rate, options.quota.concurrent_requests) == (0.25, 3)
     assert options.quota.tokens_per_day == 200_000, "unset keeps a standard property's"
+
+
+@pytest.mark.parametrize("ltv_built", [True, False], ids=["publishing-failed", "build-failed"])
+def test_the_ltv_summary_still_shows_when_only_publishing_failed(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, ltv_built: bool
+) -> None:
+    import pipelines.runner
+    from pipelines.errors import BackfillError
+
+    def failing(settings: Settings, **_: object) -> None:
+        raise BackfillError("publishing the LTV tables failed: ...", ltv_built=ltv_built)
+
+    shown: list[Settings] = []
+    monkeypatch.setattr(pipelines.runner, "backfill", failing)
+    monkeypatch.setattr(cli, "_print_summary", shown.append)
+    code, err = _run(capsys, "demo")
+    assert code == 1 and "publishing the LTV tables failed" in err
+    assert len(shown) == (1 if ltv_built else 0)

@@ -157,5 +157,7 @@ def test_an_unreachable_postgres_leaks_nothing(
     records, error = _run(_settings(data, emulator=emulator), data / "dagster")
     assert isinstance(error, BackfillError)
     assert f"127.0.0.1:{port}" in str(error)
+    assert str(error).startswith("All 2 partition(s) landed, but publishing failed.")
+    assert error.ltv_built, "the LTV tables were built before publishing failed"
     chain = "".join(traceback.format_exception(error))
     _assert_no_secret([*records, caplog.text, chain], data, capfd, tally)
