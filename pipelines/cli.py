@@ -15,6 +15,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dagster import DagsterInstance
+from dagster._core.instance.ref import InstanceRef
 
 from connectors.emulator.export_replay import ExportFileError
 from connectors.emulator.faults import FaultOptions
@@ -112,9 +113,26 @@ def _positive(text: str) -> int:
     return value
 
 
+# A command's runs write to its own terminal; Dagster's per-step capture of that output costs
+# two helper processes a step, which print tracebacks of their own on Ctrl-C.
+_NO_COMPUTE_LOGS = {
+    "compute_logs": {
+        "module": "dagster._core.storage.noop_compute_log_manager",
+        "class": "NoOpComputeLogManager",
+    }
+}
+
+
 def _instance() -> DagsterInstance:
     """The persistent instance when DAGSTER_HOME is set, so runs show in the UI."""
-    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        return DagsterInstance.ephemeral()
+    folder = Path(home).expanduser()
+    if not folder.is_absolute() or not folder.is_dir():
+        raise SettingsError(f"DAGSTER_HOME must be the absolute path of a folder, got {home!r}.")
+    ref = InstanceRef.from_dir(str(folder), overrides=_NO_COMPUTE_LOGS)  # type: ignore[arg-type]
+    return DagsterInstance.from_ref(ref)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, define_asset_job
 
 from pipelines.assets import RAW_REPORTS, ltv_assets, raw_asset_key, raw_reports_asset
+from pipelines.logs import compact_console_logger
 from pipelines.partitions import property_month_partitions
 from pipelines.publishing import PUBLISHING_ASSETS
 from pipelines.resources import resources_from
@@ -38,6 +39,7 @@ def build_definitions(settings: Settings) -> Definitions:
         jobs=[refresh_job, raw_job, ltv_job],
         schedules=[monthly_refresh_schedule(refresh_job, settings)],
         resources=resources_from(settings),
+        loggers={"console": compact_console_logger},
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 from collections import Counter
 from collections.abc import Sequence
@@ -183,6 +184,13 @@ def _land_partition_in_worker(
         return _land_partition(settings, property_id, month, instance)
 
 
+def _ignore_ctrl_c_between_runs() -> None:
+    """A worker's Ctrl-C (the terminal sends it to the whole process group) is Dagster's to
+    handle while a run goes, which stops that run cleanly; between runs it is ignored, so an
+    idle worker does not die with a traceback. The parent stops the backfill."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _check_months(settings: Settings, months: Sequence[str]) -> None:
     available = (
         property_month_partitions(settings)
@@ -338,7 +346,9 @@ def _run_partitions(
     context = multiprocessing.get_context("spawn")
     pending = list(todo)
     running: dict[Future[_Outcome], str] = {}
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=parallel, mp_context=context, initializer=_ignore_ctrl_c_between_runs
+    ) as pool:
         while pending or running:
             while pending and len(running) < parallel:
                 busy = Counter(running.values())

@@ -6,6 +6,7 @@ a run in its own worker process, all writing the same DuckDB file.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -176,26 +177,34 @@ def test_command_line_summary_keeps_properties_apart(emulator: str, tmp_path: Pa
     assert all(s.channels for s in summaries)
 
 
+@pytest.mark.parametrize("parallel", [1, 2], ids=["sequential", "parallel"])
 def test_ctrl_c_stops_the_whole_backfill_and_leaves_no_run_unfinished(
-    emulator: str, tmp_path: Path
+    emulator: str, tmp_path: Path, parallel: int
 ) -> None:
-    """SIGINT mid-backfill: the CLI stops (no further month, no LTV rebuild), says how to go on,
-    and the persistent instance holds no run still marked as going."""
+    """Ctrl-C mid-backfill (SIGINT to the whole process group, as a terminal sends it): the CLI
+    stops (no further month, no LTV rebuild), says how to go on without a traceback from any
+    process, and the persistent instance holds no run still marked as going."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     folder = tmp_path / "interrupted"
     env = cli_env(emulator, PROPERTIES, folder, MONTHS[0]) | {"DAGSTER_HOME": str(home)}
-    command = cli_run_command(MONTHS[0], MONTHS[-1])
+    command = cli_run_command(MONTHS[0], MONTHS[-1], "--parallel", str(parallel))
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and loads_landed(folder / "ga_ltv.duckdb") < 4:
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
     assert "interrupted" in stderr and "the same command resumes" in stderr
+    assert "Traceback" not in stderr and "leaked" not in stderr, stderr[-3000:]
     landed = loads_landed(folder / "ga_ltv.duckdb")
     assert 4 <= landed < 48
     with duckdb.connect(str(folder / "ga_ltv.duckdb"), read_only=True) as con:
