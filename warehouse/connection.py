@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT_SECONDS = 300.0
 _LOCK_POLL_SECONDS = 0.05
+# A wait for another writer is routine in a parallel backfill; past this, it is worth a line.
+_TELL_WAIT_AFTER_SECONDS = 5.0
 # How long to wait for a program that opened the file without our lock file.
 FOREIGN_LOCK_TIMEOUT_SECONDS = 60.0
 # A DuckDB file starts with an 8-byte checksum followed by this magic.
@@ -94,6 +96,8 @@ def writer(
     `config` holds DuckDB settings for this connection (threads, memory_limit, ...).
     """
     path = Path(db_path)
+    if path.is_dir():
+        _check_is_duckdb(path)  # before a lock file appears beside the folder
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -134,6 +138,8 @@ def reader(
     path = Path(db_path)
     if not path.exists():
         raise FileNotFoundError(f"warehouse database {path} does not exist; run a load first")
+    if path.is_dir():
+        _check_is_duckdb(path)
     with _flock(path, exclusive=False, timeout=lock_timeout):
         _check_is_duckdb(path)
         con = _connect(path, read_only=True)
@@ -159,6 +165,7 @@ def _flock(db_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
         mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
         deadline = time.monotonic() + timeout
         started = time.monotonic()
+        told = False
         while True:
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -166,6 +173,12 @@ def _flock(db_path: Path, *, exclusive: bool, timeout: float) -> Iterator[None]:
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
+                if not told and time.monotonic() - started > _TELL_WAIT_AFTER_SECONDS:
+                    told = True  # a long silence would look like a hang: say what it waits for
+                    logger.info(
+                        "warehouse %s is in use by another process; waiting up to %.0fs",
+                        db_path, timeout,
+                    )  # fmt: skip
                 if time.monotonic() >= deadline:
                     kind = "write" if exclusive else "read"
                     raise WarehouseLockTimeout(
@@ -220,6 +233,7 @@ def _connect(
     lock; a load waits for it to let go rather than failing at once.
     """
     deadline = time.monotonic() + timeout
+    waiting = False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config or {})
@@ -231,6 +245,12 @@ def _connect(
                         OSError(error_number, os.strerror(error_number)), path, path
                     )
             if "Could not set lock" in str(exc) and time.monotonic() < deadline:
+                if not waiting:
+                    waiting = True
+                    logger.info(
+                        "warehouse %s is open in another program; waiting up to %.0fs for it "
+                        "to let go", path, timeout,
+                    )  # fmt: skip
                 time.sleep(_LOCK_POLL_SECONDS * 4)
                 continue
             hint = (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from warehouse import connection
 from warehouse.connection import (
     CorruptWarehouseError,
     WarehouseError,
@@ -94,8 +95,24 @@ def test_quote_identifier_quotes_plain_names() -> None:
     assert quote_identifier("ltv_by_channel") == '"ltv_by_channel"'
 
 
-def test_writer_waits_for_a_program_outside_the_lock_protocol(db: Path) -> None:
-    """An analyst's SQL client holding DuckDB's own lock delays a load instead of failing it."""
+def test_a_long_wait_for_the_lock_says_what_it_waits_for(
+    db: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    ensure_schema(db)
+    monkeypatch.setattr(connection, "_TELL_WAIT_AFTER_SECONDS", 0.05)
+    caplog.set_level("INFO", logger="warehouse.connection")
+    with writer(db), pytest.raises(WarehouseLockTimeout), writer(db, lock_timeout=0.3):
+        pass
+    told = [r.getMessage() for r in caplog.records if "in use by another process" in r.message]
+    assert told == [f"warehouse {db} is in use by another process; waiting up to 0s"]
+
+
+def test_writer_waits_for_a_program_outside_the_lock_protocol(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An analyst's SQL client holding DuckDB's own lock delays a load instead of failing it,
+    and the load says why it waits."""
+    caplog.set_level("INFO", logger="warehouse.connection")
     import subprocess
     import sys
     import time
@@ -115,6 +132,7 @@ def test_writer_waits_for_a_program_outside_the_lock_protocol(db: Path) -> None:
     waited = time.monotonic() - started
     holder.wait()
     assert waited > 0.5
+    assert "is open in another program; waiting up to 60s" in caplog.text
     with reader(db) as con:
         assert con.execute("select count(*) from t").fetchone() == (2,)
 
@@ -124,3 +142,4 @@ def test_a_folder_given_as_the_warehouse_is_named_as_such(tmp_path: Path) -> Non
     with refused, writer(tmp_path):
         pass
     assert tmp_path.is_dir() and [p.name for p in tmp_path.iterdir()] == []
+    assert not tmp_path.with_name(tmp_path.name + ".lock").exists(), "no lock file beside it"
