@@ -408,8 +408,9 @@ class Ga4Reports:
         end: date,
         currency_code: str | None = None,
         totals: Sequence[str] = (),
-    ) -> None:
-        """Start asking, in the background, for what landing [start, end] will ask first.
+    ) -> bool:
+        """Start asking, in the background, for what landing [start, end] will ask first;
+        False when the quota guard allows nothing optional now.
 
         A backfill calls this for its next partition while it writes the current one, so the
         time GA takes to compute a report overlaps local work instead of adding to it. The
@@ -418,6 +419,8 @@ class Ga4Reports:
         stopped) is the only extra cost. Nothing is fetched ahead before GA has said what the
         budgets hold, nor once one is near its reserve (`QuotaGuard.allows_optional`).
         """
+        if not self.guard.allows_optional():
+            return False
         dims, mets = self.validate(report.dimensions, report.metrics)
         wanted: list[tuple[RunReportRequest, ReportDefinition | None]] = (
             [(r, None) for _, r in self._totals_requests(totals, start, end, currency_code)]
@@ -429,6 +432,7 @@ class Ga4Reports:
             wanted.append((self._page_request(dims, mets, window, 0, currency_code), report))
         for request, rows_of in wanted:
             self._ahead.submit(request, partial(self._answer_ahead, rows_of=rows_of))
+        return True
 
     def close(self) -> None:
         """Drop answers fetched ahead and never taken up; stop the background thread."""

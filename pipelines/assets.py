@@ -237,13 +237,9 @@ def _ask_ahead(
         return
     property_id, month = ahead
     window = MonthWindow.of(month)
-    context.log.info(
-        "property %s window %s..%s: asking GA ahead for the next partition",
-        property_id, window.start, window.end,
-    )  # fmt: skip
     try:
         connector = ga4.reports(property_id)
-        for report in reports:
+        asked = [
             connector.prefetch(
                 report,
                 start=window.start,
@@ -251,9 +247,22 @@ def _ask_ahead(
                 currency_code=ga4.currencies.get(property_id),
                 totals=[RECONCILED_METRIC[report.name]],
             )
+            for report in reports
+        ]
     except Exception as exc:  # only a head start: the next run meets a real error itself
         context.log.warning("could not ask ahead for property %s month %s: %s",
                             property_id, month, exc)  # fmt: skip
+        return
+    if any(asked):
+        context.log.info(
+            "property %s window %s..%s: asking GA ahead for the next partition",
+            property_id, window.start, window.end,
+        )  # fmt: skip
+    else:
+        context.log.info(
+            "property %s window %s..%s: not asking ahead, the quota left is unknown or near "
+            "its reserve", property_id, window.start, window.end,
+        )  # fmt: skip
 
 
 def ltv_assets(raw_keys: list[AssetKey]) -> AssetsDefinition:

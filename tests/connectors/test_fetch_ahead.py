@@ -86,7 +86,7 @@ def test_a_tight_quota_is_not_spent_ahead(prop) -> None:
         connector = reports(server.address, PROPERTY)
         _land(connector, MARCH)
         assert connector.guard.remaining["daily"] < 100
-        connector.prefetch(COHORT_ACTIVITY, start=APRIL[0], end=APRIL[1])
+        assert connector.prefetch(COHORT_ACTIVITY, start=APRIL[0], end=APRIL[1]) is False
         _land(connector, APRIL)
         assert server.count(APRIL[0]) == 2
         assert connector.answered_ahead == 0
@@ -156,7 +156,7 @@ def test_a_page_fetched_ahead_is_decoded_in_the_background(
     connector = reports(emulator.address, PROPERTY)
     _land(connector, MARCH)
     assert threads == ["MainThread"]
-    connector.prefetch(COHORT_ACTIVITY, start=APRIL[0], end=APRIL[1])
+    assert connector.prefetch(COHORT_ACTIVITY, start=APRIL[0], end=APRIL[1]) is True
     _land(connector, APRIL)
     assert connector.answered_ahead == 1
     assert threads[1].startswith("ga4-ahead")
