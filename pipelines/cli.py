@@ -72,7 +72,8 @@ def _print_summary(settings: Settings) -> None:
     db_path = settings.duckdb_path
     ages = ("ltv_1m", "ltv_3m", "ltv_12m")
     for prop in channel_summary(db_path):
-        print(f"\nproperty {prop.property_id} ({prop.currency_code})")
+        label = settings.for_property(prop.property_id).label
+        print(f"\nproperty {prop.property_id}{f' {label}' if label else ''} ({prop.currency_code})")
         print(f"{'channel':<28}{'users':>9}{'LTV 1m':>10}{'LTV 3m':>10}{'LTV 12m':>10}")
         for row in prop.channels:
             cells = "".join(

@@ -156,13 +156,14 @@ def test_a_run_s_stderr_holds_its_steps_not_library_housekeeping(tmp_path: Path)
         done = subprocess.run(
             cli_run_command("2024-01", "2024-01"),
             env={**env, "DAGSTER_HOME": str(home), "GA_LTV_EXTRACTS_DIR": "off",
-                 "GA_LTV_REPORT_DIR": "off"},
+                 "GA_LTV_REPORT_DIR": "off", "GA_LTV_PROPERTIES": "77:Shop Seventy"},
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert any(home.rglob("*.db")), "the run used the persistent instance"
     assert "alembic" not in done.stderr
     assert "property 77 month 2024-01" in done.stderr
+    assert "\nproperty 77 Shop Seventy (USD)\n" in done.stdout, "the summary names the label"
 
 
 def test_the_emulator_command_takes_quota_and_fault_options(
