@@ -29,7 +29,8 @@ class PermissionDeniedError(Ga4Error):
 class QuotaExhaustedError(Ga4Error):
     """A GA4 token quota ran out; the run stops and the next one resumes.
 
-    `budget` is "daily" or "hourly": which of the property's token budgets stopped it.
+    `budget` is "daily" or "hourly": which of the property's token budgets stopped it, or
+    "concurrent" when GA kept refusing because too many requests were in flight.
     """
 
     def __init__(self, message: str, *, budget: str = "daily") -> None:

@@ -789,7 +789,13 @@ class Ga4Reports:
             if failure in (Failure.DAILY_TOKENS, Failure.HOURLY_TOKENS):
                 budget = "daily" if failure is Failure.DAILY_TOKENS else "hourly"
                 raise self.guard.exhausted(budget, reason=f"GA said: {exc.message}") from None
-            raise
+            raise QuotaExhaustedError(
+                f"GA kept refusing property {self.property_id}'s {what} through every retry "
+                f"({_printable(str(exc.message))}). Too many requests were in flight for the "
+                "property: run fewer at once (a lower --parallel, or fewer runs in the UI); "
+                "the same command resumes.",
+                budget="concurrent",
+            ) from None
         else:
             self._answered = True
             return response
@@ -799,8 +805,12 @@ class Ga4Reports:
         transport = getattr(getattr(self._client, "transport", None), "kind", "grpc")
         reason = unreachable(error)
         if reason is None:
-            said = getattr(error, "message", None) or type(error).__name__
-            reason = f"still unavailable after retries: {_printable(str(said))}"
+            said = _printable(str(getattr(error, "message", None) or type(error).__name__))
+            where = self._endpoint or "analyticsdata.googleapis.com"
+            return EndpointUnreachableError(
+                f"The GA4 Data API at {where} answers, but stayed unavailable through every "
+                f"retry ({transport}; {said}). Try again later; the same command resumes."
+            )
         if self._endpoint:
             return EndpointUnreachableError(
                 f"no GA4 Data API answers at {self._endpoint} ({transport}; {reason}): check "

@@ -15,10 +15,12 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from connectors.auth import build_client
+from connectors.emulator.faults import FaultOptions
 from connectors.emulator.generated import generate_property
-from connectors.emulator.server import EmulatorServer
-from connectors.errors import EndpointUnreachableError
+from connectors.emulator.server import EmulatorOptions, EmulatorServer
+from connectors.errors import EndpointUnreachableError, QuotaExhaustedError
 from connectors.ga4_client import Ga4Reports
+from connectors.reports import ACQUISITION
 from connectors.retry import RetryPolicy
 
 PROPERTY = "424242"
@@ -127,3 +129,39 @@ def test_google_out_of_reach_is_worded_as_a_network_problem() -> None:
     assert "analyticsdata.googleapis.com" in message and "network connection" in message
     assert "GA_LTV_TRANSPORT" not in message
     assert fake.now <= 60.0
+
+
+@pytest.mark.parametrize(
+    ("faults", "error", "message"),
+    [
+        (
+            FaultOptions(unavailable_rate=1.0),
+            EndpointUnreachableError,
+            "answers, but stayed unavailable through every retry",
+        ),
+        (
+            FaultOptions(concurrency_exhausted_rate=1.0),
+            QuotaExhaustedError,
+            "kept refusing property 424242's RunReport through every retry",
+        ),
+    ],
+    ids=["unavailable", "too-many-in-flight"],
+)
+def test_a_server_that_answers_but_keeps_refusing_is_named_as_such(
+    faults: FaultOptions, error: type[Exception], message: str
+) -> None:
+    """A server up but failing is not a wrong address, and GA's own wording arrives without
+    gRPC's internals around it."""
+    prop = generate_property(property_id=PROPERTY, months=1, users=200, end=date(2024, 6, 30))
+    fake = FakeTime()
+    with EmulatorServer([prop], options=EmulatorOptions(faults=faults)) as serving:
+        client, _ = build_client(endpoint=serving.address)
+        connector = Ga4Reports(
+            client, PROPERTY, endpoint=serving.address, sleep=fake.sleep,
+            monotonic=lambda: fake.now, retry=RetryPolicy(attempts=3, initial_seconds=1.0),
+        )  # fmt: skip
+        with pytest.raises(error, match=message) as caught:
+            connector.fetch(ACQUISITION, start=date(2024, 6, 1), end=date(2024, 6, 30))
+    text = str(caught.value)
+    assert "_InactiveRpcError" not in text and "check the address" not in text
+    assert "\n" not in text
