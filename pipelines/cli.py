@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -107,13 +106,6 @@ def _time_zone(name: str) -> str:
     return name
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return value
-
-
 # A command's runs write to its own terminal; Dagster's per-step capture of that output costs
 # two helper processes a step, which print tracebacks of their own on Ctrl-C.
 _NO_COMPUTE_LOGS = {
@@ -213,6 +205,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_emulator_serve(args: argparse.Namespace) -> None:
     from connectors.emulator.server import EmulatorServer
 
+    options = emulator_options(args)  # checked before the properties take time to build
     if args.export:
         from connectors.emulator.export_replay import load_export
 
@@ -228,7 +221,6 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
         from connectors.emulator.generated import demo_properties
 
         props = demo_properties(large_users=args.large_users)
-    options = emulator_options(args)
     server = EmulatorServer(props, port=args.port, rest_port=args.rest_port, options=options)
     address = server.start()
     print(f"GA4 Data API emulator listening on {address}", flush=True)
@@ -260,6 +252,11 @@ def emulator_options(args: argparse.Namespace) -> EmulatorOptions:
         tokens_per_hour=args.tokens_per_hour or quota.tokens_per_hour,
         concurrent_requests=args.concurrent_requests or quota.concurrent_requests,
     )
+    if args.unavailable_rate + args.deadline_exceeded_rate > 1.0:
+        raise SettingsError(
+            "--unavailable-rate and --deadline-exceeded-rate add up to more than 1: they are "
+            "shares of the same requests."
+        )
     faults = FaultOptions(
         seed=args.fault_seed,
         unavailable_rate=args.unavailable_rate,
@@ -309,9 +306,11 @@ def _bounded(
     return parse
 
 
+_INT32_MAX = 2**31 - 1  # GA's quota fields are 32-bit
 _rate = _bounded(float, 0.0, 1.0, "a fraction from 0 to 1")
-_positive_int = _bounded(int, 1, math.inf, "a whole number of 1 or more")
+_positive_int = _bounded(int, 1, _INT32_MAX, f"a whole number from 1 to {_INT32_MAX}")
 _seconds = _bounded(float, 0.0, 60.0, "from 0 to 60 seconds")
+_port = _bounded(int, 0, 65535, "a port from 0 (any free one) to 65535")
 
 
 def _emulator_behaviour_options(serve: argparse.ArgumentParser) -> None:
@@ -374,7 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--start", required=True, help="first month, YYYY-MM")
     run.add_argument("--end", required=True, help="last month, YYYY-MM")
     run.add_argument("--duckdb", type=Path, help="DuckDB file (default: data/ga_ltv.duckdb)")
-    run.add_argument("--parallel", type=_positive, default=1, help="partitions landed at once")
+    run.add_argument("--parallel", type=_positive_int, default=1, help="partitions landed at once")
     run.add_argument(
         "--force", action="store_true", help="reload months already loaded after they were final"
     )
@@ -384,13 +383,13 @@ def _parser() -> argparse.ArgumentParser:
     emulator = sub.add_parser("emulator", help="the local GA4 Data API emulator")
     emulator_sub = emulator.add_subparsers(dest="emulator_command", required=True)
     serve = emulator_sub.add_parser("serve", help="serve until stopped (Ctrl-C)")
-    serve.add_argument("--port", type=int, default=50051)
+    serve.add_argument("--port", type=_port, default=50051)
     serve.add_argument(
-        "--rest-port", type=int, help="also answer HTTP/JSON (REST transport) on this port"
+        "--rest-port", type=_port, help="also answer HTTP/JSON (REST transport) on this port"
     )
     serve.add_argument(
         "--large-users",
-        type=int,
+        type=_positive_int,
         default=1_500_000,
         help="users of the large demo property 100003 (fewer starts faster)",
     )

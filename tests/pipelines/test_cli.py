@@ -55,7 +55,7 @@ def test_parallel_must_be_positive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["run", "--start", "2024-01", "--end", "2024-01", "--parallel", "0"])
     assert exited.value.code == 2
-    assert "must be 1 or more" in capsys.readouterr().err
+    assert "--parallel: must be a whole number from 1" in capsys.readouterr().err
 
 
 def test_ctrl_c_says_how_to_resume(
@@ -208,11 +208,30 @@ def test_the_emulator_command_takes_quota_and_fault_options(
     assert server.returncode == 0
 
 
-def test_emulator_fault_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--unavailable-rate", "1.5", "must be a fraction from 0 to 1"),
+        ("--tokens-per-day", "3000000000", "must be a whole number from 1 to 2147483647"),
+        ("--rest-port", "99999", "must be a port from 0"),
+        ("--port", "-1", "must be a port from 0"),
+        ("--large-users", "0", "must be a whole number from 1"),
+    ],
+)
+def test_emulator_options_out_of_range_are_refused_by_name(
+    capsys: pytest.CaptureFixture[str], option: str, value: str, message: str
+) -> None:
     with pytest.raises(SystemExit) as exited:
-        main(["emulator", "serve", "--unavailable-rate", "1.5"])
+        main(["emulator", "serve", option, value])
     assert exited.value.code == 2
-    assert "--unavailable-rate: must be a fraction from 0 to 1" in capsys.readouterr().err
+    assert f"{option}: {message}" in capsys.readouterr().err
+
+
+def test_emulator_fault_options_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _run(
+        capsys, "emulator", "serve", "--unavailable-rate", "0.7", "--deadline-exceeded-rate", "0.7"
+    )
+    assert code == 1 and "add up to more than 1" in err
     args = cli._parser().parse_args(
         ["emulator", "serve", "--unavailable-rate", "0.25", "--concurrent-requests", "3"]
     )
