@@ -128,10 +128,35 @@ def _instance() -> DagsterInstance:
     return DagsterInstance.from_ref(ref)
 
 
+def _keep_apart(sandbox: Settings, configured: Settings) -> None:
+    """Refuse a demo or replay whose files would be the configured properties' own."""
+    if configured.embedded:
+        return  # no property configured: no real figures to keep apart from
+    ours = publishing_for(sandbox)
+    theirs = publishing_for(configured)
+    clashes = [
+        what
+        for what, mine, real in (
+            ("warehouse", sandbox.duckdb_path, configured.duckdb_path),
+            ("extracts folder", ours.extracts_path(sandbox.duckdb_path),
+             theirs.extracts_path(configured.duckdb_path)),
+            ("report folder", ours.report_path(sandbox.duckdb_path),
+             theirs.report_path(configured.duckdb_path)),
+        )
+        if mine is not None and real is not None and mine.resolve() == real.resolve()
+    ]  # fmt: skip
+    if clashes:
+        raise SettingsError(
+            f"--duckdb {sandbox.duckdb_path} would put generated or replayed data in the "
+            f"configured properties' {' and '.join(clashes)}; choose a file in another folder."
+        )
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
-    load_settings()  # refuses bad settings, as every command does
+    configured = load_settings()  # refuses bad settings, as every command does
     # Apart from configured properties' files and targets, whatever is configured.
     settings = Settings(duckdb_path=args.duckdb or DEMO_DATA_DIR / "ga_ltv.duckdb", sandbox=True)
+    _keep_apart(settings, configured)
     this_month = date.today().replace(day=1)
     months = [
         add_months(this_month, -n).strftime(MONTH_FORMAT) for n in range(EMBEDDED_MONTHS - 1, 0, -1)
@@ -188,17 +213,18 @@ def cmd_run(args: argparse.Namespace) -> None:
         time_zone=_time_zone(args.time_zone),
         currency_code=args.currency,
     )
+    # A replay lands apart, like the demo, unless --duckdb says where.
+    replay = replace(
+        settings,
+        properties=(PropertySettings(property_id=prop.property_id, label="GA4 export"),),
+        start_month=months[0],
+        duckdb_path=args.duckdb or EXPORT_DATA_DIR / "ga_ltv.duckdb",
+        spool_dir=None,
+        sandbox=True,
+    )
+    _keep_apart(replay, settings)
     with EmulatorServer([prop]) as server:
-        # A replay lands apart, like the demo, unless --duckdb says where.
-        settings = replace(
-            settings,
-            properties=(PropertySettings(property_id=prop.property_id, label="GA4 export"),),
-            emulator=server.address,
-            start_month=months[0],
-            duckdb_path=args.duckdb or EXPORT_DATA_DIR / "ga_ltv.duckdb",
-            spool_dir=None,
-            sandbox=True,
-        )
+        settings = replace(replay, emulator=server.address)
         _backfill_and_summarise(settings, months, parallel=args.parallel, force=args.force)
 
 

@@ -301,13 +301,13 @@ def _failure_summary(report: BackfillReport, todo: list[tuple[str, str]]) -> str
     if report.ltv_error:
         what = "publishing the LTV tables" if report.ltv_built else "building the LTV tables"
         lines.append(f"{what} failed: {report.ltv_error}")
-    head = (
-        f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed."
-        if report.failed
-        else f"All {len(report.landed)} partition(s) landed, but "
-        + ("publishing" if report.ltv_built else "building the LTV tables")
-        + " failed."
-    )
+    step = "publishing" if report.ltv_built else "building the LTV tables"
+    if report.failed:
+        head = f"{len(report.failed)} partition(s) failed; {len(report.landed)} landed."
+    elif report.landed:
+        head = f"All {len(report.landed)} partition(s) landed, but {step} failed."
+    else:
+        head = f"No partition needed loading, but {step} failed."
     return (
         f"{head} What landed is kept; once the cause below is dealt with, the same command "
         "resumes where this one stopped.\n" + "\n".join(lines)

@@ -224,6 +224,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     transport = values.get("transport", "grpc")
     if transport not in ("grpc", "rest"):
         raise SettingsError(f"transport must be 'grpc' or 'rest', got {transport!r}.")
+    ids = [prop.property_id for prop in values.get("properties", ())]
+    twice = sorted({pid for pid in ids if ids.count(pid) > 1})
+    if twice:
+        raise SettingsError(
+            f"Property {', '.join(twice)} is listed more than once; list each property once "
+            "(`123` and `properties/123` are the same property)."
+        )
     if emulator and not values.get("properties"):
         raise SettingsError(
             f"An emulator is set ({emulator}) but no property: set GA_LTV_PROPERTIES to the "

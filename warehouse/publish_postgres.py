@@ -251,10 +251,10 @@ def _swap(
     """Put the loaded tables in place of the published ones.
 
     A published table whose columns are unchanged is refilled in place (its rows deleted and
-    the loaded ones inserted), so views, grants and comments built on it by others survive, and
-    readers are never blocked. A table whose columns changed (a new release) is dropped and the
-    loaded one renamed into place; a view on it then has to be re-created, and the error says
-    which.
+    the loaded ones inserted), so views, grants and comments others put on it survive (its
+    description is set when it is created), and readers are never blocked. A table whose
+    columns changed (a new release) is dropped and the loaded one renamed into place; a view
+    on it then has to be re-created, and the error says which.
     """
     schema = target.schema
     existing = [
@@ -280,11 +280,6 @@ def _swap(
             conn.execute(sql.SQL("delete from {}").format(final))
             conn.execute(sql.SQL("insert into {} select * from {}").format(final, loading))
             conn.execute(sql.SQL("drop table {}").format(loading))
-            description = LTV_TABLES.get(table)
-            if description:
-                conn.execute(
-                    sql.SQL("comment on table {} is {}").format(final, sql.Literal(description))
-                )
             if target.reader_role:
                 conn.execute(
                     sql.SQL("grant select on {} to {}").format(

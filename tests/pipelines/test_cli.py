@@ -256,3 +256,45 @@ def test_the_ltv_summary_still_shows_when_only_publishing_failed(
     code, err = _run(capsys, "demo")
     assert code == 1 and "publishing the LTV tables failed" in err
     assert len(shown) == (1 if ltv_built else 0)
+
+
+@pytest.mark.parametrize(
+    ("command", "clash"),
+    [
+        (["demo", "--duckdb", "{real}/ga.duckdb"], "warehouse and extracts folder and report"),
+        (["demo", "--duckdb", "{real}/other.duckdb"], "extracts folder and report folder"),
+        (["run", "--start", "2020-11", "--end", "2020-12", "--export", "{sample}",
+          "--duckdb", "{real}/replay.duckdb"], "extracts folder"),
+    ],
+)  # fmt: skip
+def test_a_demo_or_replay_put_beside_the_real_warehouse_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    export_sample: Path,
+    command: list[str],
+    clash: str,
+) -> None:
+    """Publishing beside its own file would still land in the configured folders here."""
+    import pipelines.runner
+
+    real = tmp_path / "real"
+    monkeypatch.setenv("GA_LTV_PROPERTIES", "123456789")
+    monkeypatch.setenv("GA_LTV_DUCKDB", str(real / "ga.duckdb"))
+    landed: list[Settings] = []
+    monkeypatch.setattr(pipelines.runner, "backfill", lambda settings, **_: landed.append(settings))
+    argv = [part.format(real=real, sample=export_sample) for part in command]
+    code, err = _run(capsys, *argv)
+    assert code == 1 and "configured properties'" in err and clash in err
+    assert landed == [] and not real.exists()
+
+
+def test_a_publish_failure_with_nothing_to_load_is_worded_as_such() -> None:
+    from pipelines.runner import BackfillReport, _failure_summary
+
+    report = BackfillReport(skipped=[("1", "2024-01")], ltv_built=True, ltv_error="refused")
+    assert _failure_summary(report, []).startswith(
+        "No partition needed loading, but publishing failed."
+    )
+    report.landed.append(("1", "2024-02"))
+    assert _failure_summary(report, []).startswith("All 1 partition(s) landed, but publishing")

@@ -148,3 +148,9 @@ def test_the_demo_lands_apart_from_configured_properties() -> None:
     real = load_settings({"GA_LTV_PROPERTIES": "123456789"})
     assert real.duckdb_path == DEFAULT_DATA_DIR / "ga_ltv.duckdb"
     assert load_settings({"GA_LTV_DUCKDB": "/tmp/x.duckdb"}).duckdb_path == Path("/tmp/x.duckdb")
+
+
+@pytest.mark.parametrize("listed", ["100001,properties/100001", "100001:a, 100001:b"])
+def test_a_property_listed_twice_is_refused(listed: str) -> None:
+    with pytest.raises(SettingsError, match="Property 100001 is listed more than once"):
+        load_settings({"GA_LTV_PROPERTIES": listed})

@@ -162,6 +162,7 @@ def test_views_and_grants_built_on_published_tables_survive_a_refresh(
         )
         conn.execute(f"create role {pg.reader_role}")
         conn.execute(f"grant select on ga_ltv.ltv_summary to {pg.reader_role}")
+        conn.execute("comment on table ga_ltv.ltv_summary is 'Board deck source'")
         before = conn.execute("select count(*) from public.channel_ltv").fetchone()
     publish_to_postgres(warehouse_v2, target)
     with pg.connect() as conn:
@@ -170,12 +171,14 @@ def test_views_and_grants_built_on_published_tables_survive_a_refresh(
         granted = conn.execute(
             "select has_table_privilege(%s, 'ga_ltv.ltv_summary', 'select')", [pg.reader_role]
         ).fetchone()
+        comment = conn.execute("select obj_description('ga_ltv.ltv_summary'::regclass)").fetchone()
         leftovers = conn.execute(
             "select count(*) from pg_tables where schemaname = 'ga_ltv'"
             " and tablename like '%%__loading'"
         ).fetchone()
     assert after == expected and before != after, "the view reads the refreshed rows"
     assert granted == (True,)
+    assert comment == ("Board deck source",)
     assert leftovers == (0,)
     assert tuple(int(v) for v in _fingerprint(pg)) == _duckdb_fingerprint(warehouse_v2)
 
