@@ -270,31 +270,22 @@ def cmd_emulator_serve(args: argparse.Namespace) -> None:
 
 
 def emulator_options(args: argparse.Namespace) -> EmulatorOptions:
-    """The emulator's quota and faults as the command line set them; unset keeps GA's."""
-    quota = QuotaLimits()
-    quota = replace(
-        quota,
-        tokens_per_day=args.tokens_per_day or quota.tokens_per_day,
-        tokens_per_hour=args.tokens_per_hour or quota.tokens_per_hour,
-        concurrent_requests=args.concurrent_requests or quota.concurrent_requests,
-    )
-    if args.unavailable_rate + args.deadline_exceeded_rate > 1.0:
-        raise SettingsError(
-            "--unavailable-rate and --deadline-exceeded-rate add up to more than 1: they are "
-            "shares of the same requests."
+    """The emulator's quota and faults as the command line set them (defaults: GA's)."""
+    try:
+        faults = FaultOptions(
+            seed=args.fault_seed,
+            unavailable_rate=args.unavailable_rate,
+            deadline_exceeded_rate=args.deadline_exceeded_rate,
+            latency_seconds=args.latency,
         )
-    faults = FaultOptions(
-        seed=args.fault_seed,
-        unavailable_rate=args.unavailable_rate,
-        deadline_exceeded_rate=args.deadline_exceeded_rate,
-        latency_seconds=args.latency,
+    except ValueError as exc:
+        raise SettingsError(f"--unavailable-rate, --deadline-exceeded-rate: {exc}.") from None
+    quota = QuotaLimits(
+        tokens_per_day=args.tokens_per_day,
+        tokens_per_hour=args.tokens_per_hour,
+        concurrent_requests=args.concurrent_requests,
     )
-    defaults = EmulatorOptions()
-    return EmulatorOptions(
-        quota=quota,
-        faults=faults,
-        other_row_limit=args.other_row_limit or defaults.other_row_limit,
-    )
+    return EmulatorOptions(quota=quota, faults=faults, other_row_limit=args.other_row_limit)
 
 
 def _describe_quota(options: EmulatorOptions) -> str:
@@ -343,31 +334,16 @@ def _emulator_behaviour_options(serve: argparse.ArgumentParser) -> None:
     """Quota and faults, to rehearse a pipeline against a GA that says no."""
     limits, defaults = QuotaLimits(), EmulatorOptions()
     quota = serve.add_argument_group("quota, per property (default: a standard property's)")
-    quota.add_argument(
-        "--tokens-per-day",
-        type=_positive_int,
-        metavar="N",
-        help=f"default {limits.tokens_per_day}",
-    )
-    quota.add_argument(
-        "--tokens-per-hour",
-        type=_positive_int,
-        metavar="N",
-        help=f"default {limits.tokens_per_hour}",
-    )
-    quota.add_argument(
-        "--concurrent-requests",
-        type=_positive_int,
-        metavar="N",
-        help=f"requests in flight, default {limits.concurrent_requests}",
-    )
-    quota.add_argument(
-        "--other-row-limit",
-        type=_positive_int,
-        metavar="N",
-        help=f"rows a report keeps before the rest become '(other)', "
-        f"default {defaults.other_row_limit}",
-    )
+    for option, default, what in (
+        ("--tokens-per-day", limits.tokens_per_day, "tokens a day"),
+        ("--tokens-per-hour", limits.tokens_per_hour, "tokens an hour"),
+        ("--concurrent-requests", limits.concurrent_requests, "requests in flight"),
+        ("--other-row-limit", defaults.other_row_limit, "rows a report keeps before '(other)'"),
+    ):
+        quota.add_argument(
+            option, type=_positive_int, default=default, metavar="N",
+            help=f"{what}, default %(default)s",
+        )  # fmt: skip
     faults = serve.add_argument_group("faults, per runReport request (default: none)")
     faults.add_argument(
         "--unavailable-rate", type=_rate, default=0.0, metavar="RATE", help="0 to 1, e.g. 0.1"

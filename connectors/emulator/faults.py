@@ -47,9 +47,18 @@ class FaultOptions:
     short_page: int | None = None
 
     def __post_init__(self) -> None:
-        rates = (self.unavailable_rate, self.deadline_exceeded_rate)
-        if not all(0.0 <= r <= 1.0 for r in (*rates, self.concurrency_exhausted_rate)):
+        rates = (
+            self.unavailable_rate,
+            self.deadline_exceeded_rate,
+            self.concurrency_exhausted_rate,
+        )
+        if not all(0.0 <= r <= 1.0 for r in rates):
             raise ValueError("fault rates must be between 0 and 1")
+        if sum(rates) > 1.0:
+            # One draw split into bands: past 1, the later kinds would silently get less.
+            raise ValueError(
+                "fault rates add up to more than 1; they are shares of the same requests"
+            )
         if self.latency_seconds < 0:
             raise ValueError("latency_seconds must not be negative")
 

@@ -61,3 +61,19 @@ def test_backfill_through_random_faults_equals_a_fault_free_one(
     assert marts(faulty) == marts(clean)
     for kind, count in injected.items():
         tally.survived_fault(f"emulator {kind}", count=count)
+
+
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        ({"unavailable_rate": 1.5}, "between 0 and 1"),
+        ({"unavailable_rate": 0.7, "deadline_exceeded_rate": 0.7}, "add up to more than 1"),
+        ({"deadline_exceeded_rate": 0.6, "concurrency_exhausted_rate": 0.5}, "more than 1"),
+    ],
+)
+def test_fault_rates_that_cannot_all_happen_are_refused(
+    rates: dict[str, float], message: str
+) -> None:
+    """One draw is split into bands: rates past 1 in all would silently shrink the later ones."""
+    with pytest.raises(ValueError, match=message):
+        FaultOptions(**rates)  # type: ignore[arg-type]
