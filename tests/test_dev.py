@@ -40,3 +40,34 @@ def test_path_variables_become_absolute_from_where_dev_py_is_run(
         "GA_LTV_DUCKDB": str(tmp_path / "w.duckdb"),
         "GA_LTV_SETTINGS": str(tmp_path / "conf/ga-ltv.toml"),
     }
+
+
+def test_ctrl_c_is_left_to_the_command_and_its_exit_code_passed_on(tmp_path: Path) -> None:
+    """The terminal's Ctrl-C reaches dev.py and its command alike: dev.py waits for the command
+    to stop its own way and exits with its code, without a traceback of its own."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = (
+        "import signal, sys, time; signal.signal(signal.SIGINT, lambda *_: sys.exit(7)); "
+        "print('ready', flush=True); time.sleep(30)"
+    )
+    wrapper = (
+        "import os, sys; import dev; "
+        f"sys.exit(dev._run([sys.executable, '-c', {command!r}], dict(os.environ)))"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", wrapper],
+        cwd=Path(dev.__file__).parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 7
+    assert "Traceback" not in stderr
